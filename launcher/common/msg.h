@@ -1,0 +1,127 @@
+/* msg.h - the wire format shared by mosd, its peers and the CLIs.
+ * A frame is a fixed header {magic, version, type, seq, len} and a payload of
+ * TLV fields {tag u16, len u32, bytes}. Every message type and every field is
+ * declared once, in the tables of msg.c, from which names, size checks and
+ * required fields come. Decoders check every length before reading. */
+#ifndef MOS_MSG_H
+#define MOS_MSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#define MOS_MSG_MAGIC 0x4d4f5358u /* "MOSX" */
+#define MOS_MSG_VERSION 1
+#define MOS_MSG_HDR_LEN 16
+#define MOS_MSG_MAX_PAYLOAD (16u << 20)
+#define MOS_MSG_MAC_LEN 32        /* crypto_auth_BYTES */
+#define MOS_MSG_MAX_FIELDS 8192
+
+/* Message types; their names and required fields are one line each in msg.c. */
+enum mos_msg_type {
+	MOS_MSG_NONE = 0,
+	MOS_MSG_HELLO,        /* peer handshake: NODE, NONCE */
+	MOS_MSG_AUTH,         /* peer handshake proof (MAC'd, empty) */
+	MOS_MSG_ERROR,        /* TEXT, CODE */
+	MOS_MSG_SUBMIT,       /* client->home: a job */
+	MOS_MSG_JOB_STARTED,  /* home->client: JOBID, NPROCS, (RANK, NODE)* */
+	MOS_MSG_IO,           /* JOBID, RANK, STREAM, DATA (empty DATA = EOF) */
+	MOS_MSG_SIGNAL,       /* JOBID, SIG [, RANK] */
+	MOS_MSG_EXIT,         /* JOBID, RANK, STATUS, NODE */
+	MOS_MSG_JOB_DONE,     /* JOBID, STATUS */
+	MOS_MSG_SPAWN,        /* home->node: one process */
+	MOS_MSG_SPAWNED,      /* node->home: JOBID, RANK, PID, NODE [, CODE, TEXT] */
+	MOS_MSG_KILL_JOB,     /* JOBID [, TEXT] */
+	MOS_MSG_PS_REQ,       /* [ALL] */
+	MOS_MSG_PS_REP,       /* rows: (JOBID RANK UID HOME NODE PID STATE CPU RSS MIGRATIONS ARGV)* */
+	MOS_MSG_LOAD,         /* gossip: (NODE, LOAD, NCPUS, NPROCS, AGE_MS, ROLE)* */
+	MOS_MSG_MIGRATE,      /* client->home / home->source: JOBID, RANK, NODE */
+	MOS_MSG_MIG_PREPARE,  /* source->target: JOBID, RANK, ... */
+	MOS_MSG_MIG_READY,    /* target->source */
+	MOS_MSG_MIG_DATA,     /* source->target: image chunk */
+	MOS_MSG_MIG_COMMIT,   /* source->target: images complete, restore */
+	MOS_MSG_MIG_DONE,     /* target->source/home: restored, PID, CODE, TEXT */
+	MOS_MSG_MOVED,        /* ->home: JOBID, RANK, NODE, PID */
+	MOS_MSG_REPLY,        /* generic OK/err reply: CODE [, TEXT] */
+	MOS_MSG_PMIX,         /* pmix-plugin traffic between daemons */
+	MOS_MSG__COUNT
+};
+
+enum mos_field_type { MOS_FT_U32, MOS_FT_U64, MOS_FT_I32, MOS_FT_STR, MOS_FT_BYTES };
+
+enum mos_tag {
+	MOS_T_NONE = 0,
+	MOS_T_NODE, MOS_T_NONCE, MOS_T_TEXT, MOS_T_CODE, MOS_T_JOBID, MOS_T_RANK,
+	MOS_T_NPROCS, MOS_T_STREAM, MOS_T_DATA, MOS_T_SIG, MOS_T_STATUS, MOS_T_PID,
+	MOS_T_UID, MOS_T_GID, MOS_T_GROUP, MOS_T_ARGV, MOS_T_ENV, MOS_T_CWD,
+	MOS_T_HOME, MOS_T_APP, MOS_T_HOSTS, MOS_T_MAPBY, MOS_T_FLAGS, MOS_T_STATE,
+	MOS_T_CPU, MOS_T_RSS, MOS_T_MIGRATIONS, MOS_T_LOAD, MOS_T_NCPUS, MOS_T_AGE_MS,
+	MOS_T_ROLE, MOS_T_ALL, MOS_T_SIZE, MOS_T_OFFSET, MOS_T_NAME, MOS_T_KIND,
+	MOS_T_SLOTS, MOS_T_APPNUM, MOS_T_SEQ,
+	MOS_T__COUNT
+};
+
+/* SUBMIT flags */
+#define MOS_SUBMIT_TAG_OUTPUT   0x1u
+#define MOS_SUBMIT_MAP_BY_NODE  0x2u
+#define MOS_SUBMIT_OVERSUB      0x4u
+#define MOS_SUBMIT_STDIN        0x8u
+
+struct mos_field {
+	uint16_t tag;
+	uint32_t len;
+	const uint8_t *data;
+};
+
+/* A message under construction or decoded. Decoded fields point into buf. */
+struct mos_msg {
+	uint16_t type;
+	uint32_t seq;
+	uint8_t *buf;         /* header + payload */
+	size_t len, cap;
+	struct mos_field *fields;
+	size_t n_fields;
+};
+
+const char *mos_msg_name(unsigned type);
+const char *mos_tag_name(unsigned tag);
+
+/* Building. All return 0 or -ENOMEM/-E2BIG. */
+int mos_msg_init(struct mos_msg *m, unsigned type);
+int mos_msg_put(struct mos_msg *m, unsigned tag, const void *data, size_t len);
+int mos_msg_put_u32(struct mos_msg *m, unsigned tag, uint32_t v);
+int mos_msg_put_u64(struct mos_msg *m, unsigned tag, uint64_t v);
+int mos_msg_put_i32(struct mos_msg *m, unsigned tag, int32_t v);
+int mos_msg_put_str(struct mos_msg *m, unsigned tag, const char *s);
+/* mos_msg_finish - fill the header; the frame is m->buf[0..m->len). */
+void mos_msg_finish(struct mos_msg *m, uint32_t seq);
+void mos_msg_free(struct mos_msg *m);
+
+/* mos_msg_parse_header - check a 16-byte header; sets *type, *seq, *len.
+ * Returns 0, or -EPROTO (bad magic/version/type) / -EMSGSIZE. */
+int mos_msg_parse_header(const uint8_t *hdr, uint16_t *type, uint32_t *seq, uint32_t *len);
+
+/* mos_msg_decode - take ownership of FRAME (header+payload, malloc'd) and
+ * index its fields, checking every length, each field's size for its type,
+ * and the type's required fields. On error writes which field is wrong into
+ * err and returns -EBADMSG; FRAME is freed either way on error. */
+int mos_msg_decode(struct mos_msg *m, uint8_t *frame, size_t len, char *err, size_t errlen);
+
+/* Getters: the first field TAG; 0, or -ENOENT when absent. */
+int mos_msg_get_u32(const struct mos_msg *m, unsigned tag, uint32_t *v);
+int mos_msg_get_u64(const struct mos_msg *m, unsigned tag, uint64_t *v);
+int mos_msg_get_i32(const struct mos_msg *m, unsigned tag, int32_t *v);
+/* mos_msg_get_str - a malloc'd NUL-terminated copy, or NULL when absent. */
+char *mos_msg_get_str(const struct mos_msg *m, unsigned tag);
+const struct mos_field *mos_msg_get(const struct mos_msg *m, unsigned tag);
+/* mos_msg_get_strv - every field TAG, in order, as a NULL-terminated
+ * malloc'd vector of malloc'd strings (free with mos_strv_free). */
+char **mos_msg_get_strv(const struct mos_msg *m, unsigned tag);
+void mos_strv_free(char **v);
+
+/* Field helpers for walking repeated groups in order. */
+uint32_t mos_field_u32(const struct mos_field *f);
+uint64_t mos_field_u64(const struct mos_field *f);
+char *mos_field_str(const struct mos_field *f);
+
+#endif

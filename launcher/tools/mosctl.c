@@ -1,0 +1,37 @@
+/* mosctl.c - the administrator's tool: dispatches to one subcommand family. */
+#include "mosctl.h"
+#include <stdio.h>
+#include <string.h>
+
+static const struct {
+	const char *name;
+	int (*fn)(int, char **);
+	const char *help;
+} cmds[] = {
+	{ "check-config", mosctl_check_config, "check-config FILE   validate a cluster YAML file" },
+	{ "vcluster", mosctl_vcluster, "vcluster up|down|exec|status ...   a local virtual cluster" },
+	{ "ps", mosctl_ps, "ps [JOB]            the cluster's processes (like mosps)" },
+	{ "signal", mosctl_signal, "signal JOB SIG      send a signal to every process of a job" },
+	{ "kill", mosctl_kill, "kill JOB            end a job" },
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: mosctl COMMAND [ARGS]\n");
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		fprintf(out, "  mosctl %s\n", cmds[i].help);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (!strcmp(argv[1], cmds[i].name))
+			return cmds[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "mosctl: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return 2;
+}
