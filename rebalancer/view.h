@@ -27,7 +27,8 @@ struct mos_view {
 void mos_view_init(struct mos_view *v);
 void mos_view_fini(struct mos_view *v);
 /* mos_view_update - insert E or replace the entry of the same node when E is
- * newer. Returns 1 if the view changed, 0 if E was stale, -ENOMEM. */
+ * newer. Returns 1 if the view changed, 0 if E was stale, -ENOMEM.
+ * (Also -EINVAL if E's node name is empty or not NUL-terminated.) */
 int mos_view_update(struct mos_view *v, const struct mos_load_entry *e);
 /* mos_view_find - the entry for NODE, or NULL. */
 const struct mos_load_entry *mos_view_find(const struct mos_view *v, const char *node);
@@ -36,5 +37,9 @@ void mos_view_expire(struct mos_view *v, uint64_t now_ms, uint64_t max_age_ms, c
 /* mos_view_pick - up to K distinct entries other than SELF, chosen uniformly
  * with the caller's xorshift64 state *RNG; writes indices into OUT, returns count. */
 size_t mos_view_pick(const struct mos_view *v, const char *self, size_t k, uint64_t *rng, size_t *out);
+/* mos_rng_next - advance the xorshift64 state *S and return the next
+ * xorshift64* value. The state must never be 0; a 0 state is replaced by a
+ * fixed non-zero constant first, so it can never stick at 0. */
+uint64_t mos_rng_next(uint64_t *s);
 
 #endif
