@@ -7,8 +7,9 @@
 static int tap_n, tap_failed;
 #define TAP_OK(cond, ...)                                                          \
 	do {                                                                       \
+		int c_ = !!(cond);                                                 \
 		tap_n++;                                                           \
-		if (!(cond)) {                                                     \
+		if (!c_) {                                                     \
 			tap_failed++;                                              \
 			printf("not ok %d - ", tap_n);                             \
 		} else {                                                           \
@@ -16,7 +17,7 @@ static int tap_n, tap_failed;
 		}                                                                  \
 		printf(__VA_ARGS__);                                               \
 		printf("\n");                                                      \
-		if (!(cond))                                                       \
+		if (!c_)                                                           \
 			printf("#   failed at %s:%d: %s\n", __FILE__, __LINE__, #cond); \
 	} while (0)
 #define TAP_IS_STR(got, want, ...)                                                 \
