@@ -1,0 +1,89 @@
+/* mosctl_job.c - job control from the command line: ps, signal, kill. */
+#include "mosctl.h"
+#include "mosps.h"
+#include "msg.h"
+#include "util.h"
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int mosctl_ps(int argc, char **argv)
+{
+	uint32_t job = 0;
+	int64_t rank;
+	if (argc > 2 || (argc == 2 && mos_parse_job_rank(argv[1], &job, &rank))) {
+		fprintf(stderr, "usage: mosctl ps [JOB]\n");
+		return 2;
+	}
+	return mosps_print(stdout, job, 0);
+}
+
+static int send_signal(const char *who, const char *target, int sig)
+{
+	uint32_t job;
+	int64_t rank;
+	struct mos_msg m;
+	char err[256];
+	if (mos_parse_job_rank(target, &job, &rank)) {
+		fprintf(stderr, "mosctl %s: '%s' is not JOB or JOB.RANK\n", who, target);
+		return 2;
+	}
+	int fd = mos_unix_connect(mos_local_socket_path()), rc;
+	if (fd < 0) {
+		fprintf(stderr, "mosctl: cannot reach mosd at %s: %s\n", mos_local_socket_path(), strerror(-fd));
+		return 1;
+	}
+	if (mos_msg_init(&m, MOS_MSG_SIGNAL))
+		return 1;
+	mos_msg_put_u32(&m, MOS_T_JOBID, job);
+	mos_msg_put_u32(&m, MOS_T_SIG, (uint32_t)sig);
+	if (rank >= 0)
+		mos_msg_put_i32(&m, MOS_T_RANK, (int32_t)rank);
+	rc = mos_sync_send(fd, &m);
+	mos_msg_free(&m);
+	if (!rc)
+		rc = mos_sync_recv(fd, &m, err, sizeof(err));
+	close(fd);
+	if (rc) {
+		fprintf(stderr, "mosctl %s: no answer from mosd: %s\n", who, strerror(-rc));
+		return 1;
+	}
+	int32_t code = -EPROTO;
+	mos_msg_get_i32(&m, MOS_T_CODE, &code);
+	char *text = mos_msg_get_str(&m, MOS_T_TEXT);
+	if (code) {
+		fprintf(stderr, "mosctl %s: job %s: %s\n", who, target, text ? text : strerror(-code));
+		free(text);
+		mos_msg_free(&m);
+		return 1;
+	}
+	free(text);
+	mos_msg_free(&m);
+	return 0;
+}
+
+int mosctl_signal(int argc, char **argv)
+{
+	if (argc != 3) {
+		fprintf(stderr, "usage: mosctl signal JOB[.RANK] SIGNAL\n");
+		return 2;
+	}
+	int sig = mos_sig_parse(argv[2]);
+	if (sig < 0) {
+		fprintf(stderr, "mosctl signal: '%s' is not a signal\n", argv[2]);
+		return 2;
+	}
+	return send_signal("signal", argv[1], sig);
+}
+
+int mosctl_kill(int argc, char **argv)
+{
+	if (argc != 2) {
+		fprintf(stderr, "usage: mosctl kill JOB[.RANK]\n");
+		return 2;
+	}
+	return send_signal("kill", argv[1], SIGKILL);
+}
