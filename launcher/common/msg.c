@@ -84,6 +84,8 @@ static const struct {
 	[MOS_MSG_MOVED] = { "MOVED", REQ(MOS_T_JOBID, MOS_T_RANK, MOS_T_NODE) },
 	[MOS_MSG_REPLY] = { "REPLY", REQ(MOS_T_CODE) },
 	[MOS_MSG_PMIX] = { "PMIX", REQ(MOS_T_KIND) },
+	[MOS_MSG_MIG_ABORT] = { "MIG_ABORT", REQ(MOS_T_JOBID, MOS_T_RANK) },
+	[MOS_MSG_FAULT] = { "FAULT", REQ(MOS_T_NAME) },
 };
 
 const char *mos_msg_name(unsigned type)

@@ -44,6 +44,8 @@ enum mos_msg_type {
 	MOS_MSG_MOVED,        /* ->home: JOBID, RANK, NODE, PID */
 	MOS_MSG_REPLY,        /* generic OK/err reply: CODE [, TEXT] */
 	MOS_MSG_PMIX,         /* pmix-plugin traffic between daemons */
+	MOS_MSG_MIG_ABORT,    /* source->target: give up, JOBID, RANK */
+	MOS_MSG_FAULT,        /* local root: arm a fault-injection point, NAME */
 	MOS_MSG__COUNT
 };
 

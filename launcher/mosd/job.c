@@ -16,6 +16,15 @@
 
 #define MAX_PROCS 100000
 
+/* Output that arrived ahead of its turn: while a rank moves, its last lines
+ * from the old node and its first from the new one travel on different links. */
+struct io_hold {
+	struct io_hold *next;
+	uint64_t seq;
+	struct mos_msg m;
+};
+
+
 struct job *job_find(uint32_t id)
 {
 	for (struct job *j = mosd.jobs; j; j = j->next)
@@ -47,6 +56,13 @@ static void job_free(struct job *j)
 		mos_strv_free(j->app_argv[a]);
 	free(j->app_argv);
 	free(j->rank_app);
+	for (uint32_t r = 0; j->ranks && r < j->nprocs; r++)
+		while (j->ranks[r].held) {
+			struct io_hold *h = j->ranks[r].held;
+			j->ranks[r].held = h->next;
+			mos_msg_free(&h->m);
+			free(h);
+		}
 	free(j->ranks);
 	free(j->name);
 	mos_msg_free(&j->spawn_tmpl);
@@ -401,20 +417,76 @@ void job_on_spawned(struct mos_msg *m)
 		job_kill(j, why);
 }
 
+static void forward_io(struct job *j, struct mos_msg *m)
+{
+	struct mos_msg f;
+	if (!j->client || mos_msg_init(&f, MOS_MSG_IO))
+		return;
+	for (size_t i = 0; i < m->n_fields; i++)
+		if (m->fields[i].tag != MOS_T_SEQ)
+			mos_msg_put(&f, m->fields[i].tag, m->fields[i].data, m->fields[i].len);
+	mos_conn_send(j->client, &f);
+	mos_msg_free(&f);
+}
+
+static void hold_io(struct rank *rk, struct mos_msg *m, uint64_t seq)
+{
+	struct io_hold *h = calloc(1, sizeof(*h)), **pp = &rk->held;
+	if (!h || mos_msg_init(&h->m, MOS_MSG_IO)) {
+		free(h);
+		return;
+	}
+	h->seq = seq;
+	for (size_t i = 0; i < m->n_fields; i++)
+		mos_msg_put(&h->m, m->fields[i].tag, m->fields[i].data, m->fields[i].len);
+	mos_msg_finish(&h->m, 0);
+	while (*pp && (*pp)->seq < seq)
+		pp = &(*pp)->next;
+	h->next = *pp;
+	*pp = h;
+}
+
 void job_on_io(struct mos_msg *m)
 {
 	uint32_t r = 0;
+	uint64_t seq;
 	struct job *j = msg_job_rank(m, &r);
-	if (!j || !j->client)
+	if (!j)
 		return;
-	/* Forward as it came: the same fields make the same message. */
-	struct mos_msg f;
-	if (mos_msg_init(&f, MOS_MSG_IO))
+	struct rank *rk = &j->ranks[r];
+	if (mos_msg_get_u64(m, MOS_T_SEQ, &seq)) {
+		forward_io(j, m);
 		return;
-	for (size_t i = 0; i < m->n_fields; i++)
-		mos_msg_put(&f, m->fields[i].tag, m->fields[i].data, m->fields[i].len);
-	mos_conn_send(j->client, &f);
-	mos_msg_free(&f);
+	}
+	if (seq < rk->next_seq)
+		return; /* a repeat */
+	if (seq > rk->next_seq) {
+		hold_io(rk, m, seq);
+		return;
+	}
+	forward_io(j, m);
+	rk->next_seq++;
+	while (rk->held && rk->held->seq == rk->next_seq) {
+		struct io_hold *h = rk->held;
+		struct mos_msg d;
+		char err[128];
+		rk->held = h->next;
+		uint8_t *frame = malloc(h->m.len);
+		if (frame) {
+			memcpy(frame, h->m.buf, h->m.len);
+			if (!mos_msg_decode(&d, frame, h->m.len, err, sizeof(err))) {
+				forward_io(j, &d);
+				mos_msg_free(&d);
+			}
+		}
+		rk->next_seq++;
+		mos_msg_free(&h->m);
+		free(h);
+	}
+	if (rk->exit_wait && rk->next_seq >= rk->exit_seq) {
+		rk->exit_wait = false;
+		rank_ended(j, r, rk->exit_ws, NULL);
+	}
 }
 
 void job_on_exit(struct mos_msg *m)
@@ -424,27 +496,18 @@ void job_on_exit(struct mos_msg *m)
 	struct job *j = msg_job_rank(m, &r);
 	if (!j)
 		return;
+	uint64_t seq;
 	mos_msg_get_i32(m, MOS_T_STATUS, &ws);
+	if (mos_msg_get_u64(m, MOS_T_SEQ, &seq) == 0 && seq > j->ranks[r].next_seq) {
+		/* some of its output is still on the way from a node it left */
+		j->ranks[r].exit_wait = true;
+		j->ranks[r].exit_seq = seq;
+		j->ranks[r].exit_ws = ws;
+		return;
+	}
 	char *text = mos_msg_get_str(m, MOS_T_TEXT);
 	rank_ended(j, r, ws, text);
 	free(text);
-}
-
-void job_on_moved(struct mos_msg *m)
-{
-	uint32_t r = 0, pid = 0;
-	struct job *j = msg_job_rank(m, &r);
-	char *node = mos_msg_get_str(m, MOS_T_NODE);
-	int idx = node ? peer_index(node) : -1;
-	if (j && idx >= 0 && j->ranks[r].state != RANK_EXITED) {
-		mos_msg_get_u32(m, MOS_T_PID, &pid);
-		j->ranks[r].node = idx;
-		j->ranks[r].pid = pid;
-		j->ranks[r].state = RANK_RUNNING;
-		j->ranks[r].migrations++;
-		pr_info("job %u rank %u now runs on %s (pid %u)", j->id, r, node, pid);
-	}
-	free(node);
 }
 
 /* Send one message per node that holds live ranks of J (or only RANK). */

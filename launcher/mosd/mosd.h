@@ -27,8 +27,15 @@ struct peer {
 /* Where a rank of a home job stands. */
 enum rank_state { RANK_PENDING, RANK_RUNNING, RANK_MIGRATING, RANK_EXITED };
 
+struct io_hold;
+
 struct rank {
 	int node;                     /* index into conf nodes */
+	uint64_t next_seq;            /* next IO sequence number to forward */
+	struct io_hold *held;         /* IO that arrived ahead of its turn */
+	bool exit_wait;               /* EXIT came before the output it follows */
+	uint64_t exit_seq;
+	int exit_ws;
 	uint32_t pid;                 /* on that node */
 	enum rank_state state;
 	int wstatus;
@@ -67,7 +74,9 @@ struct proc {
 	struct bufferevent *out, *err, *in;
 	int status_fd;
 	struct event *status_ev;
-	bool reaped, out_eof, err_eof, have_status, in_eof;
+	bool reaped, out_eof, err_eof, have_status, in_eof, stdin_closed;
+	uint64_t io_seq;              /* next IO sequence number: home orders output by it */
+	struct mig_out *mig;          /* migration under way, or NULL */
 	int wstatus;
 	uint32_t migrations;
 	uint64_t start_ms;
@@ -99,6 +108,8 @@ void peer_fini(void);
 int peer_send(int idx, struct mos_msg *m);
 int peer_index(const char *name);
 bool peer_known_dead(int idx);
+/* peer_drop - close our link to node IDX as if it broke (fault injection). */
+void peer_drop(int idx);
 /* peer_accept - wrap an accepted TCP connection from another daemon. */
 void peer_accept(int fd);
 /* peer_lost - a node's link broke: jobs and processes react. */
@@ -114,7 +125,6 @@ struct job *job_find(uint32_t id);
 void job_on_spawned(struct mos_msg *m);
 void job_on_io(struct mos_msg *m);
 void job_on_exit(struct mos_msg *m);
-void job_on_moved(struct mos_msg *m);
 void job_client_gone(struct job *j);
 int job_signal(struct job *j, int sig, int64_t rank);
 void job_kill(struct job *j, const char *why);
@@ -133,6 +143,17 @@ void proc_home_lost(const char *home);
 void proc_kill_all(void);
 unsigned proc_count_running(void);
 struct proc *proc_find(uint32_t jobid, uint32_t rank);
+/* proc_find_pid - by host PID of the pod root or of the job's process. */
+struct proc *proc_find_pid(pid_t pid);
+void proc_free(struct proc *p);
+int proc_make_pipes(int fds[4][2]);
+int proc_attach_fds(struct proc *p, int fds[4][2]);
+/* proc_drain_output - send home whatever output sits in P's pipes now. */
+void proc_drain_output(struct proc *p);
+/* proc_on_reaped - P's pod root ended with wait status WS. */
+void proc_on_reaped(struct proc *p, int ws);
+/* proc_usage_of - CPU (permille of a core since start) and RSS of P's job. */
+void proc_usage_of(struct proc *p, uint32_t *cpu_permille, uint64_t *rss);
 
 /* ps.c */
 void ps_request(struct mos_conn *client, struct mos_msg *m);

@@ -5,6 +5,7 @@
  * process runs. */
 #include "mosd.h"
 #include "log.h"
+#include "mig.h"
 #include "util.h"
 #include <errno.h>
 #include <stdlib.h>
@@ -60,7 +61,23 @@ void peer_dispatch(struct mos_conn *c, struct mos_msg *m, int from)
 		break;
 	}
 	case MOS_MSG_EXIT: job_on_exit(m); break;
-	case MOS_MSG_MOVED: job_on_moved(m); break;
+	case MOS_MSG_MOVED: mig_home_result(m); break;
+	case MOS_MSG_MIGRATE: {
+		uint32_t kind = 0;
+		mos_msg_get_u32(m, MOS_T_KIND, &kind);
+		if (kind == 0)
+			mig_home_request(m);
+		else
+			mig_source_start(m);
+		break;
+	}
+	case MOS_MSG_MIG_PREPARE: mig_on_prepare(m, from); break;
+	case MOS_MSG_MIG_READY: mig_on_ready(m); break;
+	case MOS_MSG_MIG_DATA: mig_on_data(m, from); break;
+	case MOS_MSG_MIG_COMMIT: mig_on_commit(m, from); break;
+	case MOS_MSG_MIG_DONE: mig_on_done(m); break;
+	case MOS_MSG_MIG_ABORT: mig_on_abort(m, from); break;
+	case MOS_MSG_REPLY: local_on_reply(m); break;
 	case MOS_MSG_SIGNAL: proc_on_signal(m); break;
 	case MOS_MSG_KILL_JOB: proc_on_kill_job(m); break;
 	case MOS_MSG_PS_REQ: ps_on_peer_req(c, m); break;
@@ -85,8 +102,11 @@ static void on_peer_msg(struct mos_conn *c, struct mos_msg *m, void *arg)
 
 static void on_in_close(struct mos_conn *c, int err, void *arg)
 {
+	int idx = peer_index(mos_conn_peer_name(c));
 	if (err && err != -EACCES)
 		pr_debug("incoming link from %s closed: %s", mos_conn_peer_name(c), strerror(-err));
+	if (idx >= 0 && mos_conn_is_authenticated(c))
+		mig_peer_lost(idx); /* a migration from there cannot complete */
 	mos_conn_free(c);
 }
 
@@ -111,8 +131,16 @@ static void on_out_close(struct mos_conn *c, int err, void *arg)
 	peer_lost(idx);
 }
 
+void peer_drop(int idx)
+{
+	struct peer *p = &mosd.peers[idx];
+	if (p->conn)
+		on_out_close(p->conn, -ECONNRESET, p);
+}
+
 void peer_lost(int idx)
 {
+	mig_peer_lost(idx);
 	job_node_lost(idx);
 	proc_home_lost(mosd.conf->nodes[idx].name);
 }

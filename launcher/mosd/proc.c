@@ -5,6 +5,8 @@
 #include "mosd.h"
 #include "log.h"
 #include "util.h"
+#include "criu.h"
+#include "mig.h"
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -24,6 +26,8 @@
 #define IO_CHUNK 65536
 #define STACK_SIZE (256 * 1024)
 
+static pid_t job_pgid(struct proc *p);
+
 int proc_init(void) { return 0; }
 
 void proc_fini(void)
@@ -35,6 +39,14 @@ struct proc *proc_find(uint32_t jobid, uint32_t rank)
 {
 	for (struct proc *p = mosd.procs; p; p = p->next)
 		if (p->jobid == jobid && p->rank == rank)
+			return p;
+	return NULL;
+}
+
+struct proc *proc_find_pid(pid_t pid)
+{
+	for (struct proc *p = mosd.procs; p; p = p->next)
+		if (p->pid == pid || job_pgid(p) == pid)
 			return p;
 	return NULL;
 }
@@ -56,7 +68,7 @@ static void send_home(struct proc *p, struct mos_msg *m)
 		pr_warn("job %u rank %u: cannot reach home %s: %s", p->jobid, p->rank, p->home, strerror(-rc));
 }
 
-static void proc_free(struct proc *p)
+void proc_free(struct proc *p)
 {
 	for (struct proc **pp = &mosd.procs; *pp; pp = &(*pp)->next)
 		if (*pp == p) {
@@ -97,6 +109,7 @@ static void maybe_finish(struct proc *p)
 		mos_msg_put_u32(&m, MOS_T_RANK, p->rank);
 		mos_msg_put_i32(&m, MOS_T_STATUS, p->wstatus);
 		mos_msg_put_str(&m, MOS_T_NODE, mosd.self->name);
+		mos_msg_put_u64(&m, MOS_T_SEQ, p->io_seq);
 		send_home(p, &m);
 		mos_msg_free(&m);
 	}
@@ -111,6 +124,7 @@ static void send_io(struct proc *p, unsigned stream, const void *data, size_t le
 	mos_msg_put_u32(&m, MOS_T_JOBID, p->jobid);
 	mos_msg_put_u32(&m, MOS_T_RANK, p->rank);
 	mos_msg_put_u32(&m, MOS_T_STREAM, stream);
+	mos_msg_put_u64(&m, MOS_T_SEQ, p->io_seq++);
 	mos_msg_put(&m, MOS_T_DATA, data, len);
 	send_home(p, &m);
 	mos_msg_free(&m);
@@ -247,7 +261,22 @@ static char *join_argv(char **argv)
 	return s;
 }
 
-static int make_pipes(int fds[4][2])
+void proc_drain_output(struct proc *p)
+{
+	struct bufferevent *b[2] = { p->out, p->err };
+	for (int i = 0; i < 2; i++) {
+		if (!b[i])
+			continue;
+		uint8_t buf[IO_CHUNK];
+		ssize_t n;
+		int fd = bufferevent_getfd(b[i]);
+		on_output(b[i], p); /* what libevent already read */
+		while ((n = read(fd, buf, sizeof(buf))) > 0)
+			send_io(p, i + 1, buf, (size_t)n);
+	}
+}
+
+int proc_make_pipes(int fds[4][2])
 {
 	for (int i = 0; i < 4; i++)
 		if (pipe2(fds[i], O_CLOEXEC) < 0) {
@@ -262,7 +291,7 @@ static int make_pipes(int fds[4][2])
 }
 
 /* Wire the parent's ends of the pipes into the loop. */
-static int attach_fds(struct proc *p, int fds[4][2])
+int proc_attach_fds(struct proc *p, int fds[4][2])
 {
 	evutil_make_socket_nonblocking(fds[0][1]);
 	evutil_make_socket_nonblocking(fds[1][0]);
@@ -280,7 +309,7 @@ static int attach_fds(struct proc *p, int fds[4][2])
 	bufferevent_enable(p->err, EV_READ);
 	bufferevent_setcb(p->in, NULL, on_stdin_drained, NULL, p);
 	event_add(p->status_ev, NULL);
-	if (p->rank != 0) { /* only rank 0 reads the user's stdin */
+	if (p->rank != 0 || p->stdin_closed) { /* only rank 0 reads the user's stdin */
 		bufferevent_free(p->in);
 		p->in = NULL;
 	}
@@ -299,7 +328,7 @@ static int start_proc(struct proc *p, struct mos_msg *m, char **argv, char **env
 		if (m->fields[i].tag == MOS_T_GROUP)
 			groups[ng++] = mos_field_u32(&m->fields[i]);
 
-	if ((rc = make_pipes(fds))) {
+	if ((rc = proc_make_pipes(fds))) {
 		free(cwd);
 		return rc;
 	}
@@ -321,7 +350,7 @@ static int start_proc(struct proc *p, struct mos_msg *m, char **argv, char **env
 		return rc;
 	}
 	p->pid = pid;
-	return attach_fds(p, fds);
+	return proc_attach_fds(p, fds);
 }
 
 static void reply_spawned(struct mos_msg *req, uint32_t jobid, uint32_t rank, int code, pid_t pid, const char *text)
@@ -466,8 +495,12 @@ void proc_on_stdin(struct mos_msg *m)
 	mos_msg_get_u32(m, MOS_T_RANK, &rank);
 	struct proc *p = proc_find(jobid, rank);
 	const struct mos_field *d = mos_msg_get(m, MOS_T_DATA);
-	if (!p || !p->in)
+	if (p && p->mig && mig_forward_stdin(p, m))
 		return;
+	if (!p || !p->in) {
+		mig_on_stdin(jobid, rank, d); /* for a process arriving here */
+		return;
+	}
 	if (d && d->len) {
 		bufferevent_write(p->in, d->data, d->len);
 		return;
@@ -477,6 +510,7 @@ void proc_on_stdin(struct mos_msg *m)
 	if (evbuffer_get_length(bufferevent_get_output(p->in)) == 0) {
 		bufferevent_free(p->in);
 		p->in = NULL;
+		p->stdin_closed = true;
 	}
 }
 
@@ -485,18 +519,25 @@ void proc_reap(void)
 	int ws;
 	pid_t pid;
 	while ((pid = waitpid(-1, &ws, WNOHANG)) > 0) {
-		for (struct proc *p = mosd.procs; p; p = p->next) {
-			if (p->pid != pid)
-				continue;
-			p->reaped = true;
-			p->state = PROC_EXITED;
-			read_status(p);
-			if (!p->have_status)
-				p->wstatus = ws;
-			maybe_finish(p);
-			break;
-		}
+		if (criu_reaped(pid, ws))
+			continue;
+		mig_note_reaped(pid, ws);
+		for (struct proc *p = mosd.procs; p; p = p->next)
+			if (p->pid == pid) {
+				proc_on_reaped(p, ws);
+				break;
+			}
 	}
+}
+
+void proc_on_reaped(struct proc *p, int ws)
+{
+	p->reaped = true;
+	p->state = PROC_EXITED;
+	read_status(p);
+	if (!p->have_status)
+		p->wstatus = ws;
+	maybe_finish(p);
 }
 
 void proc_home_lost(const char *home)

@@ -142,6 +142,11 @@ static const char *state_name(struct proc *p)
 	}
 }
 
+void proc_usage_of(struct proc *p, uint32_t *cpu, uint64_t *rss)
+{
+	proc_usage(p, first_child(p->pid), cpu, rss);
+}
+
 static void put_rows(struct mos_msg *rep)
 {
 	for (struct proc *p = mosd.procs; p; p = p->next) {

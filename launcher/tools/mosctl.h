@@ -7,4 +7,5 @@ int mosctl_vcluster(int argc, char **argv);       /* mosctl_vcluster.c */
 int mosctl_ps(int argc, char **argv);             /* mosctl_job.c */
 int mosctl_signal(int argc, char **argv);         /* mosctl_job.c */
 int mosctl_kill(int argc, char **argv);           /* mosctl_job.c */
+int mosctl_fault(int argc, char **argv);          /* mosctl_job.c */
 #endif

@@ -87,3 +87,36 @@ int mosctl_kill(int argc, char **argv)
 	}
 	return send_signal("kill", argv[1], SIGKILL);
 }
+
+int mosctl_fault(int argc, char **argv)
+{
+	struct mos_msg m;
+	char err[256];
+	if (argc != 2) {
+		fprintf(stderr, "usage: mosctl fault NAME[,NAME]|clear   (root; arms fault injection in this node's mosd)\n");
+		return 2;
+	}
+	int fd = mos_unix_connect(mos_local_socket_path()), rc;
+	if (fd < 0) {
+		fprintf(stderr, "mosctl: cannot reach mosd at %s: %s\n", mos_local_socket_path(), strerror(-fd));
+		return 1;
+	}
+	if (mos_msg_init(&m, MOS_MSG_FAULT))
+		return 1;
+	mos_msg_put_str(&m, MOS_T_NAME, argv[1]);
+	rc = mos_sync_send(fd, &m);
+	mos_msg_free(&m);
+	if (!rc)
+		rc = mos_sync_recv(fd, &m, err, sizeof(err));
+	close(fd);
+	if (rc)
+		return 1;
+	int32_t code = -EPROTO;
+	mos_msg_get_i32(&m, MOS_T_CODE, &code);
+	char *text = mos_msg_get_str(&m, MOS_T_TEXT);
+	if (code)
+		fprintf(stderr, "mosctl fault: %s\n", text ? text : strerror(-code));
+	free(text);
+	mos_msg_free(&m);
+	return code ? 1 : 0;
+}

@@ -1,0 +1,33 @@
+/* criu.h - running the criu binary for the daemon: dump and restore of one
+ * pod (a process tree under its own mosinit), asynchronously: the daemon's
+ * loop learns of the end through criu_reaped(). Image directories live in
+ * tmpfs (/dev/shm), never on a node's disk. */
+#ifndef MOSD_CRIU_H
+#define MOSD_CRIU_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+typedef void (*criu_done_cb)(void *arg, int wstatus);
+
+/* criu_path - the criu binary: $MOS_CRIU, else /usr/local/sbin/criu, else PATH. */
+const char *criu_path(void);
+/* criu_dump - `criu dump -t PID -D DIR --leave-stopped ...`; LAZY adds a
+ * lazy-pages page server on PORT. The tree is left stopped on success and
+ * left running on failure. Returns the criu pid or -errno. */
+pid_t criu_dump(pid_t pid, const char *dir, bool lazy, criu_done_cb cb, void *arg);
+/* criu_restore - `criu restore -D DIR -d --pidfile DIR/restored.pid` with
+ * each INHERIT[i] ("pipe:[N]") bound to FDS[i] of the child. */
+pid_t criu_restore(const char *dir, const char *const *inherit, const int *fds, size_t n,
+		   criu_done_cb cb, void *arg);
+/* criu_reaped - route a reaped child: true if it was one of ours. */
+bool criu_reaped(pid_t pid, int wstatus);
+/* criu_log_tail - the last error line of DIR/NAME, for messages. */
+void criu_log_tail(const char *dir, const char *name, char *buf, size_t len);
+/* criu_rm_dir - remove an image directory and everything in it. */
+void criu_rm_dir(const char *dir);
+/* criu_images_dir - make a fresh tmpfs directory for JOB.RANK's images. */
+int criu_images_dir(const char *node, const char *what, unsigned job, unsigned rank, char *out, size_t len);
+
+#endif

@@ -1,0 +1,46 @@
+/* mig.h - live migration of one pod (a process tree under mosinit) between
+ * nodes with CRIU. The home node validates and records; the source dumps
+ * (leaving the tree stopped), streams the images into the target's tmpfs,
+ * and hands over; the target restores with fresh stdio pipes. Until the
+ * target reports the restored process running, the source can resume its
+ * stopped copy: any failure leaves exactly one live copy. */
+#ifndef MOSD_MIG_H
+#define MOSD_MIG_H
+
+#include "mosd.h"
+
+enum mig_state { MIG_PREPARE, MIG_DUMP, MIG_SEND, MIG_RESTORE, MIG_FINISHED };
+const char *mig_state2str(enum mig_state s);
+
+#define MOS_MIG_FORCE 0x1u
+#define MOS_MIG_LAZY  0x2u
+
+/* home side: a MIGRATE request (from a local user through any node). */
+void mig_home_request(struct mos_msg *m);
+/* home side: the source's report (MOVED with CODE). */
+void mig_home_result(struct mos_msg *m);
+/* source side */
+void mig_source_start(struct mos_msg *m);
+void mig_on_ready(struct mos_msg *m);
+void mig_on_done(struct mos_msg *m);
+/* mig_forward_stdin - stdin for P that must follow it to its new node. */
+bool mig_forward_stdin(struct proc *p, struct mos_msg *m);
+/* target side */
+void mig_on_prepare(struct mos_msg *m, int from);
+void mig_on_data(struct mos_msg *m, int from);
+void mig_on_commit(struct mos_msg *m, int from);
+void mig_on_abort(struct mos_msg *m, int from);
+bool mig_on_stdin(uint32_t jobid, uint32_t rank, const struct mos_field *d);
+/* both: a link to node IDX broke; a child was reaped. */
+void mig_peer_lost(int idx);
+void mig_note_reaped(pid_t pid, int wstatus);
+
+/* requester side (local.c): route a REPLY with SEQ back to its client. */
+uint64_t local_pending_add(struct mos_conn *c);
+void local_on_reply(struct mos_msg *m);
+
+/* fault.c: named fault-injection points (MOS_FAULT=a,b or `mosctl fault`). */
+bool fault_injected(const char *name);
+int fault_set(const char *spec);
+
+#endif

@@ -1,0 +1,90 @@
+/* mosmigrate.c - move a running process of a mosexec job to another node,
+ * live: `mosmigrate JOB.RANK|PID NODE|home`. Waits for the move to finish
+ * and says how long the process was frozen. */
+#include "msg.h"
+#include "util.h"
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MOS_MIG_FORCE 0x1u
+#define MOS_MIG_LAZY 0x2u
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: mosmigrate [--force] [--lazy] [-q] JOB.RANK|PID NODE|home\n"
+		   "  JOB.RANK   a rank of a job (see mosps); PID: a process's PID on this node\n"
+		   "  NODE       a node of the cluster, or 'home' for the job's home node\n"
+		   "  --force    move even to a node whose cpus are all busy\n"
+		   "  --lazy     post-copy: memory pages follow on demand (shorter freeze)\n");
+}
+
+int main(int argc, char **argv)
+{
+	uint32_t flags = 0, job = 0;
+	int64_t rank = -1;
+	int quiet = 0, i = 1;
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (!strcmp(argv[i], "--force"))
+			flags |= MOS_MIG_FORCE;
+		else if (!strcmp(argv[i], "--lazy"))
+			flags |= MOS_MIG_LAZY;
+		else if (!strcmp(argv[i], "-q"))
+			quiet = 1;
+		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			usage(stdout);
+			return 0;
+		} else {
+			fprintf(stderr, "mosmigrate: unknown option '%s'\n", argv[i]);
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (argc - i != 2) {
+		usage(stderr);
+		return 2;
+	}
+	const char *what = argv[i], *node = argv[i + 1];
+	if (mos_parse_job_rank(what, &job, &rank)) {
+		fprintf(stderr, "mosmigrate: '%s' is neither JOB.RANK nor a PID\n", what);
+		return 2;
+	}
+	struct mos_msg m;
+	char err[256];
+	int fd = mos_unix_connect(mos_local_socket_path()), rc;
+	if (fd < 0) {
+		fprintf(stderr, "mosmigrate: cannot reach mosd at %s: %s\n", mos_local_socket_path(), strerror(-fd));
+		return 1;
+	}
+	if (mos_msg_init(&m, MOS_MSG_MIGRATE))
+		return 1;
+	if (rank < 0) { /* a bare number is a PID on this node */
+		mos_msg_put_u32(&m, MOS_T_PID, job);
+		job = 0;
+	}
+	mos_msg_put_u32(&m, MOS_T_JOBID, job);
+	mos_msg_put_u32(&m, MOS_T_RANK, rank < 0 ? 0 : (uint32_t)rank);
+	mos_msg_put_str(&m, MOS_T_NODE, node);
+	mos_msg_put_u32(&m, MOS_T_FLAGS, flags);
+	rc = mos_sync_send(fd, &m);
+	mos_msg_free(&m);
+	if (!rc)
+		rc = mos_sync_recv(fd, &m, err, sizeof(err));
+	close(fd);
+	if (rc) {
+		fprintf(stderr, "mosmigrate: no answer from mosd: %s\n", rc == -EBADMSG ? err : strerror(-rc));
+		return 1;
+	}
+	int32_t code = -EPROTO;
+	mos_msg_get_i32(&m, MOS_T_CODE, &code);
+	char *text = mos_msg_get_str(&m, MOS_T_TEXT);
+	if (code)
+		fprintf(stderr, "mosmigrate: %s\n", text ? text : strerror(-code));
+	else if (!quiet)
+		printf("%s\n", text ? text : "moved");
+	free(text);
+	mos_msg_free(&m);
+	return code ? 1 : 0;
+}
