@@ -1,0 +1,152 @@
+/* mospmix.h - the PMIx server as a library: one server per process, driven
+ * from the host's libevent loop. The same code runs inside mosd (a node of
+ * many ranks) or inside a per-rank pod init (a "node" of one rank).
+ *
+ * Threads. Every mos_pmix_*() call and every host op runs on the host's loop
+ * thread (the one running the event_base given to mos_pmix_init). PMIx
+ * upcalls arrive on PMIx's own progress thread; the library queues them onto
+ * the host loop (a pipe read by an event on that base) before touching any
+ * state. The host never sees the PMIx thread.
+ *
+ * Status values handed across this interface are 0 or -errno:
+ *   -ETIMEDOUT   timed out          -EHOSTDOWN  a server/node is gone
+ *   -ENOENT      unknown nspace/id  -ENOTSUP    not supported
+ *   -ECANCELED   job deregistered   other       generic error
+ */
+#ifndef MOS_PMIX_H
+#define MOS_PMIX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct event_base;
+
+/* What the host does for the library. Called on the host loop thread. Every
+ * pointer argument is valid only during the call: copy what you keep. */
+struct mos_pmix_host_ops {
+	void *ctx;
+	/* A fence of NSPACE is locally complete on this server (every local
+	 * rank arrived). FENCE_ID is this namespace's fence sequence number
+	 * (1, 2, 3, ... - Open MPI 4.1 does three), equal on every server for
+	 * the same fence because every fence spans the whole namespace. The
+	 * host exchanges DATA with every other server holding ranks of NSPACE
+	 * and then calls mos_pmix_fence_done(NSPACE, FENCE_ID, 0, all, len)
+	 * with the concatenation, in any order, of every server's blob (this
+	 * one's included); a server with no local data contributes len 0.
+	 * TIMEOUT_S > 0 when a client asked for one: the library fails the
+	 * fence by itself when it expires, the host may give up too. A host
+	 * that must re-send after a reconnect (a moved pod) keeps its own copy
+	 * of DATA until it calls mos_pmix_fence_done(). Open MPI 4.1 does not
+	 * stop on a failed fence (it went on to the next one and spun): when a
+	 * fence fails, end the job too. */
+	void (*fence)(void *ctx, const char *nspace, uint64_t fence_id, const void *data,
+		      size_t len, int timeout_s);
+	/* A local client wants RANK's data (direct modex; RANK is remote). The
+	 * host forwards (NSPACE, RANK, REQ_ID) to the server holding RANK,
+	 * which calls mos_pmix_dmodex_serve(); the answer comes back here
+	 * through mos_pmix_dmodex_done(REQ_ID, ...). Duplicate requests are
+	 * merged by the library: one REQ_ID per (NSPACE, RANK) in flight.
+	 * NULL: direct modex requests fail with PMIX_ERR_NOT_SUPPORTED. */
+	void (*dmodex)(void *ctx, const char *nspace, uint32_t rank, uint64_t req_id);
+	/* RANK called PMIx_Abort (MPI_Abort): the host ends the whole job with
+	 * STATUS and shows MSG (may be empty). The client is released after
+	 * this returns; it exits by itself soon after. */
+	void (*abort)(void *ctx, const char *nspace, uint32_t rank, int status, const char *msg);
+	/* RANK connected to this server (PMIx_Init, i.e. MPI_Init). May be NULL. */
+	void (*client_connected)(void *ctx, const char *nspace, uint32_t rank);
+	/* RANK called PMIx_Finalize (MPI_Finalize). May be NULL. With libpmix
+	 * 4.2.2 a connection that merely drops does not come here (measured),
+	 * so "connected, exited, never finalized" means the rank left without
+	 * MPI_Finalize: its peers would wait in the next fence, end the job. */
+	void (*client_finalized)(void *ctx, const char *nspace, uint32_t rank);
+};
+
+/* mos_pmix_init - start the PMIx server of this process on BASE.
+ * HOSTNAME/NODEID: this server's name and index as they appear in the node
+ * lists of mos_pmix_register_job() (a pod's name and index for a pod init).
+ * TMPDIR: a directory private to this server (created if missing); PMIx
+ * rendezvous files and the per-job directories live there. OPS is copied.
+ * TOOL_SUPPORT accepts PMIx tool connections (PMIx_tool_init with
+ * PMIX_SERVER_PIDINFO = this pid; the tool finds TMPDIR/pmix.HOSTNAME.tool.PID
+ * only when run with PMIX_HOSTNAME=HOSTNAME and PMIX_SYSTEM_TMPDIR=TMPDIR);
+ * query and job control answer PMIX_ERR_NOT_SUPPORTED for now.
+ * Once per process. Sets PMIX_MCA_gds=hash in the process environment unless
+ * set (no shared-memory store to carry along when a pod moves). The host
+ * must ignore SIGPIPE (PMIx writes to sockets of clients that may have
+ * died). Returns 0, -EALREADY, -EINVAL, -errno from
+ * mkdir/pipe, or -EIO when PMIx_server_init fails (logged). */
+int mos_pmix_init(struct event_base *base, const char *hostname, uint32_t nodeid,
+		  const char *tmpdir, const struct mos_pmix_host_ops *ops, bool tool_support);
+
+/* mos_pmix_fini - fail every pending fence and direct-modex request,
+ * deregister every job (removing its directory) and stop the PMIx server.
+ * Host ops are not called from here on. Safe to call if init failed. */
+void mos_pmix_fini(void);
+
+/* One job as every server sees it. Register the same description on every
+ * server holding ranks of the job (and on a server that only relays). */
+struct mos_pmix_job {
+	const char *nspace;		/* < 256 chars, no '/' */
+	uint32_t nprocs;		/* ranks 0 .. nprocs-1 */
+	uint32_t n_nodes;
+	const char *const *node_names;	/* [n_nodes], index = nodeid; no ',' ';' */
+	const uint32_t *rank_node;	/* [nprocs]: nodeid of each rank */
+	const uint32_t *rank_app;	/* [nprocs]: app (MPMD ':'), NULL = all 0;
+					 * apps must be numbered 0.. in rank order */
+	uint32_t this_nodeid;		/* which of the nodes this server is */
+	uid_t uid;			/* the ranks' credentials: PMIx refuses */
+	gid_t gid;			/* connections from anyone else */
+};
+
+/* mos_pmix_register_job - register JOB's namespace with node, process and
+ * per-rank data (sizes, maps, local peers, local/node ranks, hostnames,
+ * apps) and its ranks on this node as clients; creates the job directory
+ * TMPDIR/NSPACE.NODEID (PMIX_TMPDIR/PMIX_NSDIR, Open MPI's vader backing
+ * directory). Nodes without ranks are left out of the maps. Returns 0,
+ * -EINVAL (bad description), -EEXIST, -ENOMEM, -errno from mkdir, -EIO. */
+int mos_pmix_register_job(const struct mos_pmix_job *job);
+
+/* mos_pmix_setup_fork - append to *ENVP (a NULL-terminated malloc'd array
+ * of malloc'd "K=V" strings, *ENVP may be NULL; the caller frees it) what
+ * RANK of NSPACE needs: PMIx's client environment (server URI, namespace,
+ * rank), the direct-launch trigger for Open MPI 4.1 (JSM_JSRUN_PORT=0, which
+ * also leaves binding to the launcher), PMIX_MCA_gds=hash, the per-node
+ * OMPI_MCA_btl_vader_backing_directory, OMPI_MCA_mpi_yield_when_idle=1 and
+ * OMPI_MCA_pml=ob1. A variable already in *ENVP is never overridden, so the
+ * host sets its own choice first (e.g. OMPI_MCA_mpi_yield_when_idle=0 on an
+ * undersubscribed node). Returns 0, -ENOENT (unknown nspace), -EINVAL (rank
+ * not on this node), -ENOMEM, -EIO. */
+int mos_pmix_setup_fork(const char *nspace, uint32_t rank, char ***envp);
+
+/* mos_pmix_fence_done - complete this server's fence FENCE_ID of NSPACE
+ * with STATUS and, on success, the combined DATA (copied). Returns 0 or
+ * -ENOENT (unknown, already completed or timed out - harmless). */
+int mos_pmix_fence_done(const char *nspace, uint64_t fence_id, int status, const void *data,
+			size_t len);
+
+/* mos_pmix_dmodex_serve - fetch local RANK's data for a remote server's
+ * direct modex request; waits inside PMIx until RANK has committed it.
+ * REPLY(ARG, status, data, len) is called once on the host loop, data valid
+ * during the call only - but only if this returned 0. Returns 0, -ENOMEM,
+ * -EIO (PMIx refused, e.g. rank unknown). */
+int mos_pmix_dmodex_serve(const char *nspace, uint32_t rank,
+			  void (*reply)(void *arg, int status, const void *data, size_t len),
+			  void *arg);
+
+/* mos_pmix_dmodex_done - answer direct modex request REQ_ID with STATUS and
+ * the data (copied) that the serving node returned. Returns 0 or -ENOENT. */
+int mos_pmix_dmodex_done(uint64_t req_id, int status, const void *data, size_t len);
+
+/* mos_pmix_job_fail - complete every pending fence and direct-modex request
+ * of NSPACE with STATUS (e.g. -EHOSTDOWN when a node of the job died, so
+ * that no rank waits forever). Returns how many were failed. */
+int mos_pmix_job_fail(const char *nspace, int status);
+
+/* mos_pmix_deregister_job - mos_pmix_job_fail(-ECANCELED), forget NSPACE in
+ * PMIx and remove its job directory. Call after its local ranks are gone.
+ * Returns 0 or -ENOENT. */
+int mos_pmix_deregister_job(const char *nspace);
+
+#endif
