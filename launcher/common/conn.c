@@ -43,6 +43,7 @@ struct mos_conn {
 	mos_conn_close_cb on_close;
 	void *arg, *data;
 	bool closing, in_cb, dead;
+	char last_err[256];           /* why the last frame was refused */
 };
 
 static void conn_fail(struct mos_conn *c, int err)
@@ -55,18 +56,32 @@ static void conn_fail(struct mos_conn *c, int err)
 		c->on_close(c, err, c->arg);
 }
 
+/* One direction's key: both nonces and both node names, sender first, so
+ * that what each HELLO claimed (not only its nonce) is authenticated. */
+static void derive_dir(unsigned char *out, const unsigned char *key, const unsigned char *from_nonce,
+		       const unsigned char *to_nonce, const char *from, const char *to)
+{
+	crypto_generichash_state st;
+	unsigned char l;
+
+	crypto_generichash_init(&st, key, MOS_KEY_LEN, crypto_auth_KEYBYTES);
+	crypto_generichash_update(&st, (const unsigned char *)"mosexec1", 8);
+	crypto_generichash_update(&st, from_nonce, NONCE_LEN);
+	crypto_generichash_update(&st, to_nonce, NONCE_LEN);
+	l = (unsigned char)strlen(from); /* names are < 64 bytes */
+	crypto_generichash_update(&st, &l, 1);
+	crypto_generichash_update(&st, (const unsigned char *)from, l);
+	l = (unsigned char)strlen(to);
+	crypto_generichash_update(&st, &l, 1);
+	crypto_generichash_update(&st, (const unsigned char *)to, l);
+	crypto_generichash_final(&st, out, crypto_auth_KEYBYTES);
+	sodium_memzero(&st, sizeof(st));
+}
+
 static void derive(struct mos_conn *c, const unsigned char *peer_nonce)
 {
-	unsigned char in[8 + 2 * NONCE_LEN];
-
-	memcpy(in, "mosexec1", 8);
-	memcpy(in + 8, c->my_nonce, NONCE_LEN);
-	memcpy(in + 8 + NONCE_LEN, peer_nonce, NONCE_LEN);
-	crypto_generichash(c->k_tx, sizeof(c->k_tx), in, sizeof(in), c->key, MOS_KEY_LEN);
-	memcpy(in + 8, peer_nonce, NONCE_LEN);
-	memcpy(in + 8 + NONCE_LEN, c->my_nonce, NONCE_LEN);
-	crypto_generichash(c->k_rx, sizeof(c->k_rx), in, sizeof(in), c->key, MOS_KEY_LEN);
-	sodium_memzero(in, sizeof(in));
+	derive_dir(c->k_tx, c->key, c->my_nonce, peer_nonce, c->self, c->peer);
+	derive_dir(c->k_rx, c->key, peer_nonce, c->my_nonce, c->peer, c->self);
 	c->keys_ready = true;
 }
 
@@ -151,6 +166,10 @@ static int handle_handshake(struct mos_conn *c, struct mos_msg *m)
 		const struct mos_field *name = mos_msg_get(m, MOS_T_NODE);
 		if (m->type != MOS_MSG_HELLO || n->len != NONCE_LEN || name->len >= sizeof(c->peer))
 			return -EPROTO;
+		if (!memcmp(n->data, c->my_nonce, NONCE_LEN)) {
+			pr_warn("our own HELLO came back: a reflected connection");
+			return -EACCES; /* else both directions would share one key */
+		}
 		memcpy(c->peer, name->data, name->len);
 		c->peer[name->len] = 0;
 		derive(c, n->data);
@@ -202,9 +221,8 @@ static int read_frame(struct mos_conn *c, struct evbuffer *in)
 		c->seq_rx++;
 	}
 	struct mos_msg m;
-	char err[256];
-	if ((rc = mos_msg_decode(&m, frame, MOS_MSG_HDR_LEN + plen, err, sizeof(err)))) {
-		pr_warn("%s%s: %s", c->peer[0] ? "peer " : "client", c->peer, err);
+	if ((rc = mos_msg_decode(&m, frame, MOS_MSG_HDR_LEN + plen, c->last_err, sizeof(c->last_err)))) {
+		pr_warn("%s%s: %s", c->peer[0] ? "peer " : "client", c->peer, c->last_err);
 		return rc;
 	}
 	if (c->authed && c->state != CS_OPEN) {
@@ -230,6 +248,11 @@ static void drain(struct mos_conn *c)
 		if (rc == -EACCES)
 			pr_err("connection from %s: authentication failed (wrong or missing cluster key?)",
 			       c->peer[0] ? c->peer : "unknown peer");
+		if (!c->authed) { /* a local client is told what was wrong */
+			mos_conn_send_error(c, rc, "%s", c->last_err[0] ? c->last_err : "bad frame header");
+			mos_conn_close_after_flush(c);
+			return;
+		}
 		conn_fail(c, rc);
 	}
 }

@@ -207,6 +207,16 @@ static int place_job(struct job *j, struct mos_msg *m, char *err, size_t len)
 	bool by_node = j->flags & MOS_SUBMIT_MAP_BY_NODE;
 	bool oversub = !(hosts && *hosts) || (j->flags & MOS_SUBMIT_OVERSUB);
 	rc = mos_place(pn, n, j->nprocs, by_node ? MOS_MAP_BY_NODE : MOS_MAP_BY_SLOT, oversub, out, err, len);
+	if (rc == -ENODEV) { /* say which nodes we could not reach */
+		size_t off = (size_t)snprintf(err, len, "no node to run on");
+		const char *sep = ": unreachable or refusing us (cluster key?): ";
+		for (size_t i = 0; i < n && off < len; i++)
+			if (((hosts && *hosts) ? hslots[i] > 0 : mosd.conf->nodes[i].role == MOS_ROLE_FULL) &&
+			    &mosd.conf->nodes[i] != mosd.self && peer_known_dead((int)i)) {
+				off += (size_t)snprintf(err + off, len - off, "%s%s", sep, mosd.conf->nodes[i].name);
+				sep = ", ";
+			}
+	}
 	for (uint32_t r = 0; rc == 0 && r < j->nprocs; r++)
 		j->ranks[r].node = (int)out[r];
 done:

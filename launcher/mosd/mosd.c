@@ -98,6 +98,23 @@ static void gossip_tick(evutil_socket_t fd, short what, void *arg)
 	mos_msg_free(&m);
 }
 
+/* Once at start: tell every node we are up, so that none of them keeps us
+ * marked down from an attempt made before we listened. */
+static void announce(void)
+{
+	struct mos_load_entry self;
+	struct mos_msg m;
+	self_entry(&self);
+	mos_view_update(&mosd.view, &self);
+	if (mos_msg_init(&m, MOS_MSG_LOAD))
+		return;
+	put_entry(&m, &self, mos_now_ms());
+	for (size_t i = 0; i < mosd.conf->n_nodes; i++)
+		if (&mosd.conf->nodes[i] != mosd.self)
+			peer_send((int)i, &m);
+	mos_msg_free(&m);
+}
+
 void gossip_on_load(struct mos_msg *m)
 {
 	uint64_t now = mos_now_ms();
@@ -289,7 +306,7 @@ int main(int argc, char **argv)
 	event_add(mosd.sigterm_ev, NULL);
 	event_add(mosd.sigint_ev, NULL);
 	event_add(mosd.gossip_ev, &tv);
-	gossip_tick(-1, 0, NULL);
+	announce();
 	if (pidfile) {
 		FILE *f = fopen(pidfile, "w");
 		if (!f) {

@@ -42,7 +42,7 @@ int peer_index(const char *name)
 bool peer_known_dead(int idx)
 {
 	uint64_t d = mosd.peers[idx].dead_since_ms;
-	return d && mos_now_ms() - d < 10 * DEAD_RETRY_MS;
+	return d && mos_now_ms() - d < DEAD_RETRY_MS;
 }
 
 void peer_dispatch(struct mos_conn *c, struct mos_msg *m, int from)
@@ -97,6 +97,7 @@ static void on_peer_msg(struct mos_conn *c, struct mos_msg *m, void *arg)
 		mos_conn_close_after_flush(c);
 		return;
 	}
+	mosd.peers[from].dead_since_ms = 0; /* we hear from it: it is up */
 	peer_dispatch(c, m, from);
 }
 
