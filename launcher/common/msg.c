@@ -51,6 +51,10 @@ static const struct {
 	[MOS_T_SLOTS] = { "slots", MOS_FT_U32 },
 	[MOS_T_APPNUM] = { "appnum", MOS_FT_U32 },
 	[MOS_T_SEQ] = { "seq", MOS_FT_U64 },
+	[MOS_T_MPI_RANK] = { "mpi_rank", MOS_FT_U32 },
+	[MOS_T_MPI_SIZE] = { "mpi_size", MOS_FT_U32 },
+	[MOS_T_RANKMAP] = { "rankmap", MOS_FT_BYTES },
+	[MOS_T_APPMAP] = { "appmap", MOS_FT_BYTES },
 };
 
 #define REQ(...) (const uint16_t[]){ __VA_ARGS__, 0 }

@@ -59,7 +59,8 @@ enum mos_tag {
 	MOS_T_HOME, MOS_T_APP, MOS_T_HOSTS, MOS_T_MAPBY, MOS_T_FLAGS, MOS_T_STATE,
 	MOS_T_CPU, MOS_T_RSS, MOS_T_MIGRATIONS, MOS_T_LOAD, MOS_T_NCPUS, MOS_T_AGE_MS,
 	MOS_T_ROLE, MOS_T_ALL, MOS_T_SIZE, MOS_T_OFFSET, MOS_T_NAME, MOS_T_KIND,
-	MOS_T_SLOTS, MOS_T_APPNUM, MOS_T_SEQ,
+	MOS_T_SLOTS, MOS_T_APPNUM, MOS_T_SEQ, MOS_T_MPI_RANK, MOS_T_MPI_SIZE, MOS_T_RANKMAP,
+	MOS_T_APPMAP,
 	MOS_T__COUNT
 };
 
@@ -68,6 +69,13 @@ enum mos_tag {
 #define MOS_SUBMIT_MAP_BY_NODE  0x2u
 #define MOS_SUBMIT_OVERSUB      0x4u
 #define MOS_SUBMIT_STDIN        0x8u
+
+/* APP KIND (after an APP field): the app context is an MPI program */
+#define MOS_APP_MPI 1u
+
+/* PMIX KIND: daemon-to-daemon PMIx traffic (launcher/mosd/pmixhost.c) */
+enum mos_pmix_kind { MOS_PMIX_FENCE_IN = 1, MOS_PMIX_FENCE_OUT, MOS_PMIX_DMODEX_REQ, MOS_PMIX_DMODEX_REP,
+		     MOS_PMIX_ABORT };
 
 struct mos_field {
 	uint16_t tag;

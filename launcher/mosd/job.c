@@ -4,6 +4,7 @@
 #include "mosd.h"
 #include "log.h"
 #include "place.h"
+#include "pmixhost.h"
 #include "util.h"
 #include <errno.h>
 #include <grp.h>
@@ -56,6 +57,10 @@ static void job_free(struct job *j)
 		mos_strv_free(j->app_argv[a]);
 	free(j->app_argv);
 	free(j->rank_app);
+	pmixhost_job_gone(j);
+	free(j->app_mpi);
+	free(j->mpi_app_of);
+	free(j->mpi_rank_of);
 	for (uint32_t r = 0; j->ranks && r < j->nprocs; r++)
 		while (j->ranks[r].held) {
 			struct io_hold *h = j->ranks[r].held;
@@ -116,6 +121,11 @@ static int parse_apps(struct job *j, struct mos_msg *m, char *err, size_t len)
 			if (cur >= 0 && nargs == 0)
 				break;
 			j->app_argv = realloc(j->app_argv, (j->n_apps + 1) * sizeof(char **));
+			j->app_mpi = realloc(j->app_mpi, (j->n_apps + 1) * sizeof(bool));
+			if (!j->app_mpi)
+				return -ENOMEM;
+			j->app_mpi[j->n_apps] = i + 1 < m->n_fields && m->fields[i + 1].tag == MOS_T_KIND &&
+						 mos_field_u32(&m->fields[i + 1]) == MOS_APP_MPI;
 			j->rank_app = realloc(j->rank_app, (j->nprocs + n) * sizeof(uint32_t));
 			if (!j->app_argv || !j->rank_app)
 				return -ENOMEM;
@@ -228,6 +238,26 @@ done:
 }
 
 /* The SPAWN fields every rank shares. */
+/* MPI ranks are the ranks of MPI apps, numbered in order: MPI_COMM_WORLD
+ * holds them only, so non-MPI programs can share a job (MPMD). */
+static int number_mpi(struct job *j)
+{
+	bool any = false;
+	for (uint32_t a = 0; a < j->n_apps; a++)
+		any |= j->app_mpi[a];
+	if (!any)
+		return 0;
+	j->mpi_rank_of = malloc(j->nprocs * sizeof(uint32_t));
+	j->mpi_app_of = malloc(j->n_apps * sizeof(uint32_t));
+	if (!j->mpi_rank_of || !j->mpi_app_of)
+		return -ENOMEM;
+	for (uint32_t a = 0, k = 0; a < j->n_apps; a++)
+		j->mpi_app_of[a] = j->app_mpi[a] ? k++ : UINT32_MAX;
+	for (uint32_t r = 0; r < j->nprocs; r++)
+		j->mpi_rank_of[r] = j->app_mpi[j->rank_app[r]] ? j->mpi_size++ : UINT32_MAX;
+	return 0;
+}
+
 static int build_template(struct job *j, struct mos_msg *m, pid_t pid)
 {
 	struct mos_msg *t = &j->spawn_tmpl;
@@ -260,6 +290,8 @@ static int spawn_rank(struct job *j, uint32_t r)
 	s.len = MOS_MSG_HDR_LEN;
 	if (!rc && (rc = mos_msg_put_u32(&s, MOS_T_RANK, r)) == 0)
 		rc = mos_msg_put_u32(&s, MOS_T_APPNUM, j->rank_app[r]);
+	if (!rc)
+		pmixhost_put_spawn(j, r, &s);
 	for (char **a = j->app_argv[j->rank_app[r]]; !rc && *a; a++)
 		rc = mos_msg_put_str(&s, MOS_T_ARGV, *a);
 	if (!rc && t->len > MOS_MSG_HDR_LEN) { /* append the shared fields as they are */
@@ -350,7 +382,7 @@ int job_submit(struct mos_conn *client, struct mos_msg *m, uid_t uid, gid_t gid,
 		goto fail;
 	if ((rc = place_job(j, m, err, sizeof(err))))
 		goto fail;
-	if ((rc = build_template(j, m, pid)))
+	if ((rc = number_mpi(j)) || (rc = build_template(j, m, pid)))
 		goto fail;
 	j->client = client;
 	mos_conn_set_data(client, j);
@@ -376,15 +408,9 @@ fail:
 	mos_conn_close_after_flush(client);
 	if (j) {
 		j->client = NULL;
-		mosd.jobs = mosd.jobs; /* not linked yet */
-		for (uint32_t a = 0; a < j->n_apps; a++)
-			mos_strv_free(j->app_argv[a]);
-		free(j->app_argv);
-		free(j->rank_app);
-		free(j->ranks);
-		free(j->name);
-		mos_msg_free(&j->spawn_tmpl);
-		free(j);
+		j->next = mosd.jobs; /* job_free unlinks it */
+		mosd.jobs = j;
+		job_free(j);
 	}
 	return rc;
 }
@@ -516,8 +542,31 @@ void job_on_exit(struct mos_msg *m)
 		return;
 	}
 	char *text = mos_msg_get_str(m, MOS_T_TEXT);
+	uint32_t cl = 2, id = j->id;
+	mos_msg_get_u32(m, MOS_T_KIND, &cl);
+	char why[160] = "";
+	if (j->mpi_rank_of && j->mpi_rank_of[r] != UINT32_MAX && cl != PMIX_CL_FINALIZED && !j->killing)
+		snprintf(why, sizeof(why), "MPI rank %u (%s) exited without calling %s", j->mpi_rank_of[r],
+			 mosd.conf->nodes[j->ranks[r].node].name, cl == PMIX_CL_NONE ? "MPI_Init" : "MPI_Finalize");
 	rank_ended(j, r, ws, text);
 	free(text);
+	if (why[0] && (j = job_find(id))) {
+		job_notice(j, why);
+		job_fail(j, 1, why);
+	}
+}
+
+void job_notice(struct job *j, const char *text)
+{
+	if (j->client)
+		mos_conn_send_error(j->client, 0, "%s", text);
+}
+
+void job_fail(struct job *j, int status, const char *why)
+{
+	if (!j->first_bad)
+		j->first_bad = status;
+	job_kill(j, why);
 }
 
 /* Send one message per node that holds live ranks of J (or only RANK). */

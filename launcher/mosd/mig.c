@@ -122,6 +122,8 @@ static int home_check(struct mos_msg *m, struct job **jp, int *target, char *err
 		rc = -ESRCH, snprintf(err, len, "job %u rank %u has finished", jobid, rank);
 	else if (j->ranks[rank].state == RANK_MIGRATING)
 		rc = -EBUSY, snprintf(err, len, "job %u rank %u is already migrating", jobid, rank);
+	else if (j->mpi_rank_of && j->mpi_rank_of[rank] != UINT32_MAX)
+		rc = -ENOTSUP, snprintf(err, len, "job %u rank %u is an MPI rank: MPI ranks do not migrate yet", jobid, rank);
 	else if (j->ranks[rank].state == RANK_PENDING)
 		rc = -EAGAIN, snprintf(err, len, "job %u rank %u has not started yet", jobid, rank);
 	else if (*target < 0)

@@ -4,6 +4,7 @@
  * entries of its view to `fanout` random peers: constant cost per node). */
 #include "mosd.h"
 #include "log.h"
+#include "pmixhost.h"
 #include "util.h"
 #include <arpa/inet.h>
 #include <errno.h>
@@ -291,6 +292,7 @@ int main(int argc, char **argv)
 		goto out_base;
 	if (proc_init())
 		goto out_peer;
+	pmixhost_init();
 	if (listen_tcp())
 		goto out_proc;
 	if (listen_unix())
@@ -333,6 +335,7 @@ out_tcp:
 	evconnlistener_free(tcp_lis);
 out_proc:
 	proc_fini();
+	pmixhost_fini();
 out_peer:
 	peer_fini();
 out_base:

@@ -59,6 +59,10 @@ struct job {
 	char ***app_argv;             /* per app context */
 	uint32_t n_apps;
 	char *name;                   /* argv[0] of the first app */
+	bool *app_mpi;                /* per app context: an MPI program */
+	uint32_t *mpi_app_of;         /* per app context: index among MPI apps */
+	uint32_t *mpi_rank_of;        /* per rank: MPI rank, UINT32_MAX if not MPI; NULL: no MPI */
+	uint32_t mpi_size;
 };
 
 /* A process running on this node, whatever its home. */
@@ -77,6 +81,8 @@ struct proc {
 	bool reaped, out_eof, err_eof, have_status, in_eof, stdin_closed;
 	uint64_t io_seq;              /* next IO sequence number: home orders output by it */
 	struct mig_out *mig;          /* migration under way, or NULL */
+	void *pmix_ns;                /* its MPI namespace here (pmixhost.c), or NULL */
+	uint32_t mpi_rank;
 	int wstatus;
 	uint32_t migrations;
 	uint64_t start_ms;
@@ -130,6 +136,10 @@ int job_signal(struct job *j, int sig, int64_t rank);
 void job_kill(struct job *j, const char *why);
 void job_node_lost(int idx);
 void job_stdin(struct job *j, struct mos_msg *m);
+/* job_notice - a line for the user's terminal (mosexec prints it). */
+void job_notice(struct job *j, const char *text);
+/* job_fail - end J: STATUS becomes its exit status unless one came first. */
+void job_fail(struct job *j, int status, const char *why);
 
 /* proc.c - where side */
 int proc_init(void);

@@ -7,6 +7,7 @@
 #include "util.h"
 #include "criu.h"
 #include "mig.h"
+#include "pmixhost.h"
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -70,6 +71,8 @@ static void send_home(struct proc *p, struct mos_msg *m)
 
 void proc_free(struct proc *p)
 {
+	if (p->pmix_ns)
+		pmixhost_proc_gone(p);
 	for (struct proc **pp = &mosd.procs; *pp; pp = &(*pp)->next)
 		if (*pp == p) {
 			*pp = p->next;
@@ -110,6 +113,7 @@ static void maybe_finish(struct proc *p)
 		mos_msg_put_i32(&m, MOS_T_STATUS, p->wstatus);
 		mos_msg_put_str(&m, MOS_T_NODE, mosd.self->name);
 		mos_msg_put_u64(&m, MOS_T_SEQ, p->io_seq);
+		mos_msg_put_u32(&m, MOS_T_KIND, pmixhost_proc_gone(p));
 		send_home(p, &m);
 		mos_msg_free(&m);
 	}
@@ -411,6 +415,8 @@ void proc_on_spawn(struct mos_msg *m)
 	envp = build_env(m, p, appbuf);
 	if (!full || !envp)
 		goto fail;
+	if ((rc = pmixhost_spawn_env(m, p, &envp, text, sizeof(text))))
+		goto fail;
 	full[0] = (char *)"mosinit";
 	memcpy(full + 1, argv, n * sizeof(char *));
 	p->cmd = join_argv(argv);
@@ -426,8 +432,12 @@ void proc_on_spawn(struct mos_msg *m)
 fail:
 	pr_warn("job %u rank %u not started: %s", jobid, rank, text[0] ? text : strerror(-rc));
 	reply_spawned(m, jobid, rank, rc, 0, text[0] ? text : NULL);
-	if (p && p->pid == 0)
-		free(p->cmd), free(p);
+	if (p && p->pid == 0) {
+		if (p->pmix_ns)
+			pmixhost_proc_gone(p);
+		free(p->cmd);
+		free(p);
+	}
 out:
 	free(full);
 	mos_strv_free(argv);

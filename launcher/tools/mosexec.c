@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <elf.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -21,6 +23,7 @@ extern char **environ;
 
 struct app {
 	unsigned nprocs;
+	int mpi;            /* -1 = look at the program, 0 = no, 1 = yes */
 	char **argv;
 	int argc;
 };
@@ -36,7 +39,8 @@ static struct opts {
 	char **xvars;
 	int n_xvars;
 	bool tag_output, oversubscribe, stdin_none, quiet;
-} o;
+	int mpi;            /* --mpi / --no-mpi for every app: 1 / 0, else -1 */
+} o = { .mpi = -1 };
 
 static struct state {
 	struct event_base *base;
@@ -64,6 +68,8 @@ static void usage(FILE *f)
 		"  --tag-output          prefix each line with [job,rank]<stdout|stderr>:\n"
 		"  --oversubscribe       allow more processes than slots on --host/--hostfile nodes\n"
 		"  --stdin none          do not forward stdin to rank 0\n"
+		"  --mpi | --no-mpi      the programs are (not) MPI programs; default: an ELF program\n"
+		"                        linked with libmpi is one (its ranks form MPI_COMM_WORLD)\n"
 		"  --allow-run-as-root   accepted for mpirun compatibility\n");
 }
 
@@ -183,6 +189,8 @@ static int parse_args(int argc, char **argv)
 					return -1;
 				i++;
 				o.stdin_none = !strcmp(argv[i], "none");
+			} else if (!strcmp(opt, "-mpi") || !strcmp(opt, "-no-mpi")) {
+				o.mpi = !strcmp(opt, "-mpi");
 			} else if (!strcmp(opt, "-allow-run-as-root") || !strcmp(opt, "-q") || !strcmp(opt, "-quiet")) {
 				o.quiet = o.quiet || opt[1] == 'q';
 			} else if (!strcmp(opt, "-h") || !strcmp(opt, "-help")) {
@@ -217,6 +225,69 @@ static int parse_args(int argc, char **argv)
 	return 0;
 }
 
+/* Find PROG as execvp would, with the caller's PATH. */
+static int resolve(const char *prog, char *out, size_t len)
+{
+	if (strchr(prog, '/')) {
+		snprintf(out, len, "%s", prog);
+		return access(out, X_OK);
+	}
+	const char *path = getenv("PATH");
+	char *dup = strdup(path ? path : "/usr/bin:/bin"), *save = NULL;
+	for (char *d = strtok_r(dup, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+		snprintf(out, len, "%s/%s", *d ? d : ".", prog);
+		if (access(out, X_OK) == 0) {
+			free(dup);
+			return 0;
+		}
+	}
+	free(dup);
+	return -1;
+}
+
+/* An MPI program: a 64-bit ELF whose dynamic section needs libmpi. */
+static bool is_mpi_program(const char *prog)
+{
+	char path[4096];
+	bool mpi = false;
+	if (resolve(prog, path, sizeof(path)))
+		return false;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat sb;
+	if (fd < 0 || fstat(fd, &sb) || sb.st_size < (off_t)sizeof(Elf64_Ehdr) || sb.st_size > (1 << 30)) {
+		if (fd >= 0)
+			close(fd);
+		return false;
+	}
+	uint8_t *img = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (img == MAP_FAILED)
+		return false;
+	size_t size = (size_t)sb.st_size;
+	const Elf64_Ehdr *eh = (const void *)img;
+	if (memcmp(eh->e_ident, ELFMAG, SELFMAG) || eh->e_ident[EI_CLASS] != ELFCLASS64 ||
+	    eh->e_shoff + (size_t)eh->e_shnum * sizeof(Elf64_Shdr) > size)
+		goto out;
+	const Elf64_Shdr *sh = (const void *)(img + eh->e_shoff);
+	for (unsigned i = 0; i < eh->e_shnum && !mpi; i++) {
+		if (sh[i].sh_type != SHT_DYNAMIC || sh[i].sh_link >= eh->e_shnum)
+			continue;
+		const Elf64_Shdr *strs = &sh[sh[i].sh_link];
+		if (sh[i].sh_offset + sh[i].sh_size > size || strs->sh_offset + strs->sh_size > size)
+			break;
+		const Elf64_Dyn *dyn = (const void *)(img + sh[i].sh_offset);
+		for (size_t k = 0; k < sh[i].sh_size / sizeof(*dyn) && dyn[k].d_tag != DT_NULL; k++)
+			if (dyn[k].d_tag == DT_NEEDED && dyn[k].d_un.d_val < strs->sh_size) {
+				const char *name = (const char *)img + strs->sh_offset + dyn[k].d_un.d_val;
+				if (!strncmp(name, "libmpi.so", 9) || !strncmp(name, "libmpi_", 7))
+					mpi = true;
+			}
+	}
+out:
+	munmap(img, size);
+	return mpi;
+}
+
 static int build_submit(struct mos_msg *m)
 {
 	char cwd[4096];
@@ -226,6 +297,8 @@ static int build_submit(struct mos_msg *m)
 		return rc;
 	for (int a = 0; a < o.n_apps; a++) {
 		mos_msg_put_u32(m, MOS_T_APP, o.apps[a].nprocs);
+		if (o.mpi == 1 || (o.mpi < 0 && is_mpi_program(o.apps[a].argv[0])))
+			mos_msg_put_u32(m, MOS_T_KIND, MOS_APP_MPI);
 		for (int k = 0; k < o.apps[a].argc; k++)
 			mos_msg_put_str(m, MOS_T_ARGV, o.apps[a].argv[k]);
 	}
@@ -385,8 +458,12 @@ static void on_msg(struct mos_conn *c, struct mos_msg *m, void *arg)
 	}
 	case MOS_MSG_ERROR: {
 		char *t = mos_msg_get_str(m, MOS_T_TEXT);
+		int32_t code = -1;
+		mos_msg_get_i32(m, MOS_T_CODE, &code);
 		fprintf(stderr, "mosexec: %s\n", t ? t : "error");
 		free(t);
+		if (code == 0) /* a notice: the job goes on (or ends by itself) */
+			break;
 		st.exit_code = 1;
 		st.done = true;
 		event_base_loopexit(st.base, NULL);
