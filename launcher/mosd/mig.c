@@ -32,6 +32,7 @@ struct mig_out { /* source side, hangs off its proc */
 	char dir[PATH_MAX];
 	char pipes[4][32];          /* "pipe:[N]" of the pod's fds 0..3 */
 	uint64_t t0, t_dump, t_sent;
+	bool sending, link_lost;    /* a broken link while we send is handled after */
 	size_t bytes;
 	struct event *timer;
 };
@@ -270,8 +271,8 @@ static void out_fail(struct mig_out *mo, int code, const char *why)
 	}
 	p->state = PROC_RUNNING;
 	char text[512];
-	snprintf(text, sizeof(text), "migration to %s failed: %s (the process keeps running on %s)",
-		 mosd.conf->nodes[mo->target].name, why, mosd.self->name);
+	snprintf(text, sizeof(text), "migration to %s failed in step '%s': %s (the process keeps running on %s)",
+		 mosd.conf->nodes[mo->target].name, mig_state2str(mo->state), why, mosd.self->name);
 	report_home(mo, code ? code : -EIO, p->pid, text);
 	out_free(mo);
 }
@@ -445,7 +446,11 @@ static void dump_done(void *arg, int ws)
 	set_state_out(mo, MIG_SEND);
 	mo->t_sent = mos_now_ms();
 	proc_drain_output(p); /* lines written before the freeze go home from here */
+	mo->sending = true;
 	int rc = send_images(mo);
+	mo->sending = false;
+	if (!rc && mo->link_lost)
+		rc = -ECONNRESET;
 	if (rc) {
 		out_fail(mo, rc, "the image transfer broke off");
 		return;
@@ -891,7 +896,9 @@ void mig_peer_lost(int idx)
 {
 	for (struct proc *p = mosd.procs, *next; p; p = next) {
 		next = p->next;
-		if (p->mig && p->mig->target == idx)
+		if (p->mig && p->mig->target == idx && p->mig->sending)
+			p->mig->link_lost = true;
+		else if (p->mig && p->mig->target == idx)
 			out_fail(p->mig, -ECONNRESET, "lost the link to the target node");
 	}
 	for (struct mig_in *mi = incoming, *next; mi; mi = next) {

@@ -93,6 +93,11 @@ void peer_dispatch(struct mos_conn *c, struct mos_msg *m, int from)
 static void on_peer_msg(struct mos_conn *c, struct mos_msg *m, void *arg)
 {
 	int from = peer_index(mos_conn_peer_name(c));
+	if (from == (int)mosd.self->index && c != mosd.peers[from].conn) {
+		pr_err("a connection claims to be this very node (%s): a reflected link, closed", mosd.self->name);
+		mos_conn_close_after_flush(c);
+		return;
+	}
 	if (from < 0) {
 		pr_err("connection claims to be node '%s', which is not in the cluster: closed",
 		       mos_conn_peer_name(c));

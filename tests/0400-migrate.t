@@ -1,0 +1,109 @@
+#!/bin/bash
+# Live migration with CRIU: a counting process moves between full and
+# diskless nodes and back; its output, stdin, signals and exit status keep
+# working as if it never left home. Faults at each step leave exactly one
+# live copy and no leftovers. Bad requests change nothing.
+source "${TOP_SRCDIR:-$(dirname "$0")/..}/tests/lib.sh"
+need_root
+CRIU_BIN=${MOS_CRIU:-/usr/local/sbin/criu}
+[ -x "$CRIU_BIN" ] || CRIU_BIN=$(command -v criu) || skip_all "no criu (scripts/setup.sh builds CRIU 4.2.1)"
+"$CRIU_BIN" check >/dev/null 2>&1 || skip_all "criu check fails on this kernel"
+plan 43
+vc_up --nodes 4 --diskless 1 --cpus 2 || exit 1
+
+# A counter that also echoes its stdin and reports signals.
+cat >"$T_TMP/counter.sh" <<'S'
+#!/bin/bash
+trap 'echo "got USR1 at $i on $(hostname)"' USR1
+trap 'echo "got TERM at $i"; exit 3' TERM
+i=0
+while [ $i -lt ${1:-100000} ]; do
+	echo "count $i on $(hostname)"
+	i=$((i + 1))
+	if read -t 0.1 line; then echo "stdin: $line"; fi
+done
+exit 0
+S
+chmod 755 "$T_TMP" "$T_TMP/counter.sh"
+mkfifo "$T_TMP/in"
+exec 7<>"$T_TMP/in"
+mosctl vcluster exec node0 -- mosexec -n 1 "$T_TMP/counter.sh" <"$T_TMP/in" >"$T_TMP/out" 2>"$T_TMP/err" &
+mpid=$!
+wait_for 10 grep -q "count 5 " "$T_TMP/out"
+job=$(job_of counter.sh)
+like "$job" '^[0-9]+$' "the counter runs as job $job"
+is "$(where_of "$job" 0)" node0 "it starts at home, node0"
+
+hops="node1 node3 node2 node0 node3"
+for n in $hops; do
+	before=$(grep -c count "$T_TMP/out")
+	msg=$(vx node0 mosmigrate --force "$job.0" $n 2>&1)
+	ok $? "moved to $n: $msg"
+	is "$(where_of "$job" 0)" "$n" "mosps says it runs on $n"
+	wait_for 10 sh -c "[ \$(grep -c count '$T_TMP/out') -gt $((before + 3)) ]"
+	like "$(tail -n 1 "$T_TMP/out")" "on $n$" "it keeps counting, now on $n"
+done
+is "$(vx node1 mosps --no-header | awk -v j="$job" '$1 == j { print $10 }')" 5 "mosps counts 5 migrations"
+like "$(vx node3 sh -c 'mount | grep " /tmp "')" "tmpfs" "node3 is diskless (its /tmp is tmpfs)"
+
+echo "hello after moves" >&7
+wait_for 10 grep -q "stdin: hello after moves" "$T_TMP/out"
+ok $? "stdin still reaches the process on node3"
+kill -USR1 $mpid
+wait_for 10 grep -q "got USR1 .* on node3" "$T_TMP/out"
+ok $? "a signal to mosexec reaches it on node3"
+vx node0 mosmigrate "$job.0" home >/dev/null
+ok $? "mosmigrate JOB.RANK home brings it back"
+
+# Bad requests: clear error, nothing changes.
+vx node0 mosmigrate "$job.0" nosuchnode 2>"$T_TMP/e"
+like "$(cat "$T_TMP/e")" "unknown node 'nosuchnode'" "unknown node: refused"
+vx node0 mosmigrate "$job.0" node0 2>"$T_TMP/e"
+like "$(cat "$T_TMP/e")" "already runs on node0" "to where it is: refused"
+vx node0 mosmigrate "$job.7" node1 2>"$T_TMP/e"
+like "$(cat "$T_TMP/e")" "has no rank 7" "a rank that does not exist: refused"
+vx node0 mosmigrate 99999.0 node1 2>"$T_TMP/e"
+like "$(cat "$T_TMP/e")" "no job 99999|no such job" "a job that does not exist: refused"
+vx node0 mosexec -n 4 --host node2:4 sleep 30 >/dev/null 2>&1 &
+wait_for 10 sh -c "[ \$(mosctl vcluster exec node0 -- mosps --no-header | grep -c 'sleep 30') = 4 ]"
+vx node0 mosmigrate "$job.0" node2 2>"$T_TMP/e"
+like "$(cat "$T_TMP/e")" "node2 is full: 4 processes on 2 cpus" "to a node without free cpus: refused"
+is "$(where_of "$job" 0)" node0 "after the refusals it still runs on node0"
+vx node0 mosctl kill "$(job_of 'sleep 30')"
+useradd -M mosmig1 2>/dev/null; at_exit "userdel mosmig1"
+vxu mosmig1 node0 mosmigrate "$job.0" node1 2>"$T_TMP/e"
+like "$(cat "$T_TMP/e")" "permission denied" "another user's process: refused"
+
+# Faults at each step: one live copy, no images left anywhere.
+for f in mig_refuse:node1:prepare mig_dump_fail:node0:dump mig_xfer_cut:node0:send mig_restore_fail:node1:restore; do
+	IFS=: read -r name where step <<<"$f"
+	wait_for 5 vx node0 mosmigrate "$job.0" node0 2>&1 | grep -q "already runs" # node1 counts as up again
+	vx $where mosctl fault $name
+	before=$(grep -c count "$T_TMP/out")
+	vx node0 mosmigrate --force "$job.0" node1 >/dev/null 2>"$T_TMP/e"
+	like "$(cat "$T_TMP/e")" "migration to node1 failed in step '$step'.*keeps running on node0" "fault $name: the move fails in step $step"
+	wait_for 10 sh -c "[ \$(grep -c count '$T_TMP/out') -gt $((before + 3)) ]"
+	ok $? "fault $name: the process keeps counting on node0 ($(tail -n 1 "$T_TMP/out"))"
+	sleep 2.2 # a cut link marks node1 down for 2 s
+done
+wait_for 5 no_leftovers
+ok $? "no migration images are left on any node"
+vx node0 mosmigrate --force "$job.0" node2 >/dev/null
+ok $? "after the faults it still moves"
+
+# The target daemon dies mid-move: the process stays, and the target comes back.
+vx node1 mosctl fault mig_target_crash
+vx node0 mosmigrate --force "$job.0" node1 >/dev/null 2>"$T_TMP/e"
+ok $(( $? == 0 )) "target daemon crash: the move fails: $(head -c 120 "$T_TMP/e")"
+is "$(where_of "$job" 0)" node2 "it still runs on node2"
+before=$(grep -c count "$T_TMP/out")
+wait_for 10 sh -c "[ \$(grep -c count '$T_TMP/out') -gt $((before + 3)) ]"
+ok $? "and keeps counting"
+
+# Output: every number once, in order, across all the moves.
+kill -TERM $mpid
+wait $mpid
+is $? 3 "its exit status comes home after the moves (3 from its TERM handler)"
+nums=$(grep -o '^count [0-9]*' "$T_TMP/out" | awk '{print $2}')
+last=$(printf '%s\n' "$nums" | tail -n 1)
+is "$(printf '%s\n' "$nums" | tr '\n' ' ')" "$(seq 0 "$last" | tr '\n' ' ')" "no line lost or repeated: 0..$last in order"
