@@ -3,7 +3,6 @@
 # the full nodes, whole-line output, exit codes, stdin, options, bad input.
 source "${TOP_SRCDIR:-$(dirname "$0")/..}/tests/lib.sh"
 need_root
-plan 33
 vc_up --nodes 4 --diskless 1 --cpus 2 || exit 1
 
 # 16 processes print their rank and node: every line arrives, once.
@@ -85,3 +84,4 @@ out=$(vx node1 mosps)
 like "$(printf '%s\n' "$out" | head -1)" "JOB +RANK +USER +HOME +WHERE +PID +STATE +CPU% +RSS +MIGS +COMMAND" "mosps shows its columns"
 kill %1 2>/dev/null
 wait
+done_testing

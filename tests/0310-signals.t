@@ -3,7 +3,6 @@
 # and fg work; if mosexec dies, its processes die too, everywhere.
 source "${TOP_SRCDIR:-$(dirname "$0")/..}/tests/lib.sh"
 need_root
-plan 15
 vc_up --nodes 3 --cpus 2 || exit 1
 
 cat >"$T_TMP/trap.sh" <<'S'
@@ -74,3 +73,4 @@ vx node1 mosctl signal "$job" TERM 2>"$T_TMP/err"
 like "$(cat "$T_TMP/err")" "no such job at this node" "mosctl signal from another node than the home says where to ask"
 kill $mpid
 wait $mpid 2>/dev/null
+done_testing

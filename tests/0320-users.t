@@ -3,7 +3,6 @@
 # user cannot signal or move another user's job; root can.
 source "${TOP_SRCDIR:-$(dirname "$0")/..}/tests/lib.sh"
 need_root
-plan 11
 U1=mostest1 U2=mostest2
 for u in $U1 $U2; do
 	userdel -r "$u" >/dev/null 2>&1
@@ -42,3 +41,4 @@ is "$(pgrep -xc usleeper)" 2 "the job still runs"
 vx node0 mosctl signal "$job" TERM
 wait $mpid
 is $? 143 "root can signal it: the job ends with 128+15"
+done_testing

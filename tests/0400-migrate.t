@@ -8,7 +8,6 @@ need_root
 CRIU_BIN=${MOS_CRIU:-/usr/local/sbin/criu}
 [ -x "$CRIU_BIN" ] || CRIU_BIN=$(command -v criu) || skip_all "no criu (scripts/setup.sh builds CRIU 4.2.1)"
 "$CRIU_BIN" check >/dev/null 2>&1 || skip_all "criu check fails on this kernel"
-plan 43
 vc_up --nodes 4 --diskless 1 --cpus 2 || exit 1
 
 # A counter that also echoes its stdin and reports signals.
@@ -107,3 +106,4 @@ is $? 3 "its exit status comes home after the moves (3 from its TERM handler)"
 nums=$(grep -o '^count [0-9]*' "$T_TMP/out" | awk '{print $2}')
 last=$(printf '%s\n' "$nums" | tail -n 1)
 is "$(printf '%s\n' "$nums" | tr '\n' ' ')" "$(seq 0 "$last" | tr '\n' ' ')" "no line lost or repeated: 0..$last in order"
+done_testing

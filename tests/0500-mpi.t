@@ -7,7 +7,6 @@ source "${TOP_SRCDIR:-$(dirname "$0")/..}/tests/lib.sh"
 need_root
 MPICC=${MPICC:-mpicc}
 command -v "$MPICC" >/dev/null || skip_all "no mpicc (Debian package libopenmpi-dev)"
-plan 24
 for p in hello_allreduce abort crash no_init no_finalize; do
 	"$MPICC" -O2 -o "$T_TMP/$p" "$TOP_SRCDIR/tests/mpi/$p.c" || { echo "Bail out! cannot build $p"; exit 1; }
 done
@@ -61,3 +60,4 @@ vx node0 mosmigrate "$job.1" node5 2>"$T_TMP/err"
 like "$(cat "$T_TMP/err")" "MPI ranks do not migrate yet" "moving an MPI rank is refused with a reason"
 vx node0 mosctl kill "$job"
 wait
+done_testing
