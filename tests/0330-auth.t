@@ -4,7 +4,7 @@
 source "${TOP_SRCDIR:-$(dirname "$0")/..}/tests/lib.sh"
 need_root
 vc_up --nodes 3 --cpus 2 || exit 1
-V=/run/mosexec/vcluster
+V=$(mosctl vcluster path)
 
 # Replace node2's mosd by one with another key.
 oldpid=$(cat $V/node2/mosd.pid)

@@ -66,5 +66,5 @@ job_of() { vx node0 mosps --no-header 2>/dev/null | awk -v p="$1" '$0 ~ p { prin
 # where_of JOB RANK: the node a rank runs on.
 where_of() { vx node0 mosps --no-header 2>/dev/null | awk -v j="$1" -v r="$2" '$1 == j && $2 == r { print $5; exit }'; }
 # no_leftovers: every node's /dev/shm holds no migration images.
-no_leftovers() { local n; for n in $(awk '{print $1}' /run/mosexec/vcluster/nodes 2>/dev/null); do
+no_leftovers() { local n; for n in $(awk '{print $1}' "$(mosctl vcluster path)/nodes" 2>/dev/null); do
 	[ -z "$(vx "$n" sh -c 'ls -d /dev/shm/mosexec-*/in-* /dev/shm/mosexec-*/out-* 2>/dev/null')" ] || return 1; done; }
