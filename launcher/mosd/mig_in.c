@@ -1,0 +1,379 @@
+/* mig_in.c - the target side of a migration: admit, receive the images
+ * into tmpfs, restore with fresh stdio pipes, adopt the process. */
+#include "mig_int.h"
+#include "criu.h"
+#include "log.h"
+#include "util.h"
+#include <dirent.h>
+#include <event2/bufferevent.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+struct mig_in { /* target side */
+	struct mig_in *next;
+	uint32_t jobid, rank, nprocs, uid, migrations;
+	int source;
+	enum mig_state state;
+	bool abort, stdin_eof, stdin_closed;
+	char home[MOS_NAME_MAX];
+	char *cmd;
+	char dir[PATH_MAX];
+	int fds[4][2];
+	uint8_t *stdin_buf;
+	size_t stdin_len;
+	uint64_t io_seq;
+	struct event *timer;
+};
+
+static struct mig_in *incoming;
+static struct { pid_t pid; int ws; } reaped_ring[64];
+static unsigned ring_pos;
+
+/* --- target ------------------------------------------------------------------ */
+
+static struct mig_in *find_in(uint32_t jobid, uint32_t rank)
+{
+	for (struct mig_in *mi = incoming; mi; mi = mi->next)
+		if (mi->jobid == jobid && mi->rank == rank)
+			return mi;
+	return NULL;
+}
+
+static void in_free(struct mig_in *mi)
+{
+	for (struct mig_in **pp = &incoming; *pp; pp = &(*pp)->next)
+		if (*pp == mi) {
+			*pp = mi->next;
+			break;
+		}
+	for (int i = 0; i < 4; i++)
+		for (int k = 0; k < 2; k++)
+			if (mi->fds[i][k] >= 0)
+				close(mi->fds[i][k]);
+	if (mi->timer)
+		event_free(mi->timer);
+	if (mi->dir[0])
+		criu_rm_dir(mi->dir);
+	free(mi->stdin_buf);
+	free(mi->cmd);
+	free(mi);
+}
+
+static void on_in_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct mig_in *mi = arg;
+	if (mi->state == MIG_RESTORE) { /* criu still runs: decide when it ends */
+		mi->abort = true;
+		return;
+	}
+	pr_warn("incoming job %u rank %u: timed out, discarded", mi->jobid, mi->rank);
+	in_free(mi);
+}
+
+static uint64_t local_rss(void)
+{
+	uint64_t sum = 0;
+	for (struct proc *p = mosd.procs; p; p = p->next) {
+		uint32_t cpu;
+		uint64_t rss = 0;
+		proc_usage_of(p, &cpu, &rss);
+		sum += rss;
+	}
+	return sum;
+}
+
+static int admit(uint64_t rss, uint32_t flags, char *err, size_t len)
+{
+	const struct mos_conf_node *me = mosd.self;
+	if (fault_injected("mig_refuse")) {
+		snprintf(err, len, "node %s is out of memory (injected fault)", me->name);
+		return -ENOMEM;
+	}
+	if (me->memory) {
+		uint64_t used = local_rss(), free_b = me->memory > used ? me->memory - used : 0;
+		if (rss > free_b) {
+			snprintf(err, len, "node %s has %.1f MiB of memory free, the process needs %.1f MiB", me->name,
+				 (double)free_b / 1048576.0, (double)rss / 1048576.0);
+			return -ENOMEM;
+		}
+	}
+	unsigned running = proc_count_running();
+	if (!(flags & MOS_MIG_FORCE) && running >= me->cpus) {
+		snprintf(err, len, "node %s is full: %u processes on %u cpus (mosmigrate --force to move anyway)",
+			 me->name, running, me->cpus);
+		return -ENOSPC;
+	}
+	return 0;
+}
+
+void mig_on_prepare(struct mos_msg *m, int mig_sender)
+{
+	uint32_t jobid = 0, rank = 0, flags = 0;
+	uint64_t rss = 0;
+	char err[256] = "";
+	mos_msg_get_u32(m, MOS_T_JOBID, &jobid);
+	mos_msg_get_u32(m, MOS_T_RANK, &rank);
+	mos_msg_get_u32(m, MOS_T_FLAGS, &flags);
+	mos_msg_get_u64(m, MOS_T_RSS, &rss);
+	char *home = mos_msg_get_str(m, MOS_T_HOME);
+	int source = -1, rc = 0;
+	struct mig_in *mi = NULL;
+	if (proc_find(jobid, rank) || find_in(jobid, rank))
+		rc = -EEXIST, snprintf(err, sizeof(err), "job %u rank %u is already here", jobid, rank);
+	else if (!home || peer_index(home) < 0)
+		rc = -EINVAL, snprintf(err, sizeof(err), "unknown home node");
+	else
+		rc = admit(rss, flags, err, sizeof(err));
+	source = mig_sender;
+	if (!rc && !(mi = calloc(1, sizeof(*mi))))
+		rc = -ENOMEM;
+	if (!rc) {
+		memset(mi->fds, -1, sizeof(mi->fds));
+		mi->jobid = jobid;
+		mi->rank = rank;
+		mi->source = source;
+		mos_msg_get_u32(m, MOS_T_NPROCS, &mi->nprocs);
+		mos_msg_get_u32(m, MOS_T_UID, &mi->uid);
+		mos_msg_get_u32(m, MOS_T_MIGRATIONS, &mi->migrations);
+		snprintf(mi->home, sizeof(mi->home), "%s", home);
+		mi->cmd = mos_msg_get_str(m, MOS_T_ARGV);
+		rc = criu_images_dir(mosd.self->name, "in", jobid, rank, mi->dir, sizeof(mi->dir));
+		if (rc) {
+			snprintf(err, sizeof(err), "cannot make an image directory: %s", strerror(-rc));
+			mi->dir[0] = 0;
+			in_free(mi);
+		} else {
+			mi->state = MIG_SEND;
+			mi->next = incoming;
+			incoming = mi;
+			mi->timer = evtimer_new(mosd.base, on_in_timeout, mi);
+			struct timeval tv = { MIG_TIMEOUT_S, 0 };
+			evtimer_add(mi->timer, &tv);
+		}
+	}
+	if (rc)
+		pr_info("incoming job %u rank %u refused: %s", jobid, rank, err);
+	mig_send_to(source, MOS_MSG_MIG_READY, jobid, rank, rc, rc ? err : NULL);
+	free(home);
+}
+
+static struct mig_in *msg_in(struct mos_msg *m)
+{
+	uint32_t jobid = 0, rank = 0;
+	mos_msg_get_u32(m, MOS_T_JOBID, &jobid);
+	mos_msg_get_u32(m, MOS_T_RANK, &rank);
+	return find_in(jobid, rank);
+}
+
+void mig_on_data(struct mos_msg *m, int mig_sender)
+{
+	struct mig_in *mi = msg_in(m);
+	const struct mos_field *name = mos_msg_get(m, MOS_T_NAME), *d = mos_msg_get(m, MOS_T_DATA);
+	if (!mi || mi->state != MIG_SEND || mi->source != mig_sender)
+		return;
+	char fname[256], path[PATH_MAX];
+	if (name->len == 0 || name->len >= sizeof(fname) || memchr(name->data, '/', name->len) || name->data[0] == '.') {
+		pr_warn("incoming job %u rank %u: bad image name, discarded", mi->jobid, mi->rank);
+		in_free(mi);
+		return;
+	}
+	memcpy(fname, name->data, name->len);
+	fname[name->len] = 0;
+	snprintf(path, sizeof(path), "%s/%s", mi->dir, fname);
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0 || (d->len && write(fd, d->data, d->len) != (ssize_t)d->len)) {
+		pr_err("incoming job %u rank %u: cannot store image %s: %s", mi->jobid, mi->rank, fname, strerror(errno));
+		mi->abort = true;
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
+static void restored(void *arg, int ws)
+{
+	struct mig_in *mi = arg;
+	char why[300];
+	for (int i = 0; i < 4; i++) { /* the child's ends now belong to the restored tree */
+		int child_end = i == 0 ? 0 : 1;
+		close(mi->fds[i][child_end]);
+		mi->fds[i][child_end] = -1;
+	}
+	if (ws != 0) {
+		criu_log_tail(mi->dir, "restore.log", why, sizeof(why));
+		pr_warn("incoming job %u rank %u: restore failed: %s", mi->jobid, mi->rank, why);
+		mig_send_to(mi->source, MOS_MSG_MIG_DONE, mi->jobid, mi->rank, -EIO, why);
+		in_free(mi);
+		return;
+	}
+	char path[PATH_MAX];
+	int pid = 0;
+	snprintf(path, sizeof(path), "%s/restored.pid", mi->dir);
+	FILE *f = fopen(path, "r");
+	if (!f || fscanf(f, "%d", &pid) != 1 || pid <= 0)
+		pid = 0;
+	if (f)
+		fclose(f);
+	if (mi->abort || !pid) {
+		if (pid)
+			kill(pid, SIGKILL);
+		mig_send_to(mi->source, MOS_MSG_MIG_DONE, mi->jobid, mi->rank, -ECANCELED, "restore abandoned");
+		in_free(mi);
+		return;
+	}
+	struct proc *p = calloc(1, sizeof(*p));
+	if (!p) {
+		kill(pid, SIGKILL);
+		mig_send_to(mi->source, MOS_MSG_MIG_DONE, mi->jobid, mi->rank, -ENOMEM, "out of memory");
+		in_free(mi);
+		return;
+	}
+	p->jobid = mi->jobid;
+	p->rank = mi->rank;
+	p->nprocs = mi->nprocs;
+	p->uid = mi->uid;
+	p->pid = pid;
+	p->state = PROC_RUNNING;
+	p->migrations = mi->migrations + 1;
+	p->io_seq = mi->io_seq;
+	p->start_ms = mos_now_ms();
+	p->cmd = mi->cmd;
+	p->stdin_closed = mi->stdin_closed;
+	mi->cmd = NULL;
+	snprintf(p->home, sizeof(p->home), "%s", mi->home);
+	int fds[4][2];
+	memcpy(fds, mi->fds, sizeof(fds));
+	memset(mi->fds, -1, sizeof(mi->fds));
+	proc_attach_fds(p, fds);
+	p->next = mosd.procs;
+	mosd.procs = p;
+	if (p->in && mi->stdin_len)
+		bufferevent_write(p->in, mi->stdin_buf, mi->stdin_len);
+	if (p->in && mi->stdin_eof) {
+		p->in_eof = true;
+		if (!mi->stdin_len) {
+			bufferevent_free(p->in);
+			p->in = NULL;
+		}
+	}
+	struct mos_msg d;
+	if (mos_msg_init(&d, MOS_MSG_MIG_DONE) == 0) {
+		mos_msg_put_u32(&d, MOS_T_JOBID, p->jobid);
+		mos_msg_put_u32(&d, MOS_T_RANK, p->rank);
+		mos_msg_put_i32(&d, MOS_T_CODE, 0);
+		mos_msg_put_u32(&d, MOS_T_PID, (uint32_t)pid);
+		peer_send(mi->source, &d);
+		mos_msg_free(&d);
+	}
+	pr_info("job %u rank %u restored here: pid %d (migration %u)", p->jobid, p->rank, pid, p->migrations);
+	in_free(mi);
+	for (unsigned i = 0; i < 64; i++) /* ended before we knew its pid? */
+		if (reaped_ring[i].pid == pid) {
+			reaped_ring[i].pid = 0;
+			proc_on_reaped(p, reaped_ring[i].ws);
+			break;
+		}
+}
+
+void mig_on_commit(struct mos_msg *m, int mig_sender)
+{
+	struct mig_in *mi = msg_in(m);
+	if (!mi || mi->state != MIG_SEND || mi->source != mig_sender)
+		return;
+	char **specs = mos_msg_get_strv(m, MOS_T_ARGV);
+	const struct mos_field *in = mos_msg_get(m, MOS_T_DATA);
+	uint32_t flags = 0;
+	int fds[4][2], rc;
+	mos_msg_get_u64(m, MOS_T_SEQ, &mi->io_seq);
+	mos_msg_get_u32(m, MOS_T_FLAGS, &flags);
+	mi->stdin_closed = flags & 1;
+	if (in && in->len && (mi->stdin_buf = malloc(in->len))) {
+		memcpy(mi->stdin_buf + mi->stdin_len, in->data, in->len);
+		mi->stdin_len = in->len;
+	}
+	if (fault_injected("mig_target_crash"))
+		mig_crash_now(-1, 0, NULL);
+	if (fault_injected("mig_restore_fail")) {
+		char path[PATH_MAX];
+		snprintf(path, sizeof(path), "%s/pstree.img", mi->dir);
+		FILE *f = fopen(path, "w");
+		if (f) {
+			fputs("damaged on purpose", f);
+			fclose(f);
+		}
+	}
+	size_t n = 0;
+	while (specs && specs[n])
+		n++;
+	if (mi->abort || n != 4 || (rc = proc_make_pipes(fds))) {
+		mig_send_to(mi->source, MOS_MSG_MIG_DONE, mi->jobid, mi->rank, -EIO, "bad hand-over");
+		mos_strv_free(specs);
+		in_free(mi);
+		return;
+	}
+	memcpy(mi->fds, fds, sizeof(fds));
+	/* the process's ends: stdin read end; stdout, stderr, status write ends */
+	int child[4] = { fds[0][0], fds[1][1], fds[2][1], fds[3][1] };
+	mi->state = MIG_RESTORE;
+	pid_t cp = criu_restore(mi->dir, (const char *const *)specs, child, 4, restored, mi);
+	mos_strv_free(specs);
+	if (cp < 0) {
+		mig_send_to(mi->source, MOS_MSG_MIG_DONE, mi->jobid, mi->rank, (int)cp, "cannot run criu");
+		in_free(mi);
+	}
+}
+
+bool mig_on_stdin(uint32_t jobid, uint32_t rank, const struct mos_field *d)
+{
+	struct mig_in *mi = find_in(jobid, rank);
+	if (!mi)
+		return false;
+	if (!d || !d->len) {
+		mi->stdin_eof = true;
+		return true;
+	}
+	uint8_t *nb = realloc(mi->stdin_buf, mi->stdin_len + d->len);
+	if (nb) {
+		memcpy(nb + mi->stdin_len, d->data, d->len);
+		mi->stdin_buf = nb;
+		mi->stdin_len += d->len;
+	}
+	return true;
+}
+
+void mig_on_abort(struct mos_msg *m, int mig_sender)
+{
+	struct mig_in *mi = msg_in(m);
+	if (!mi || mi->source != mig_sender)
+		return;
+	if (mi->state == MIG_RESTORE)
+		mi->abort = true;
+	else
+		in_free(mi);
+}
+
+void mig_in_peer_lost(int idx)
+{
+	for (struct mig_in *mi = incoming, *next; mi; mi = next) {
+		next = mi->next;
+		if (mi->source != idx)
+			continue;
+		if (mi->state == MIG_RESTORE)
+			mi->abort = true; /* the source resumes its copy: ours must not run */
+		else
+			in_free(mi);
+	}
+}
+
+void mig_note_reaped(pid_t pid, int ws)
+{
+	reaped_ring[ring_pos].pid = pid;
+	reaped_ring[ring_pos].ws = ws;
+	ring_pos = (ring_pos + 1) % 64;
+}

@@ -1,0 +1,19 @@
+/* mig_int.h - what the migration files share (mig.c: home and common,
+ * mig_out.c: the source, mig_in.c: the target). */
+#ifndef MOSD_MIG_INT_H
+#define MOSD_MIG_INT_H
+
+#include "mig.h"
+#include <event2/util.h>
+
+#define MIG_TIMEOUT_S 120
+#define CHUNK (1u << 20)
+
+/* mig_send_to - a {JOBID, RANK, CODE[, TEXT]} message of TYPE to node IDX. */
+int mig_send_to(int idx, unsigned type, uint32_t jobid, uint32_t rank, int code, const char *text);
+/* mig_crash_now - fault injection: this daemon dies on the spot. */
+void mig_crash_now(evutil_socket_t fd, short what, void *arg);
+void mig_out_peer_lost(int idx);
+void mig_in_peer_lost(int idx);
+
+#endif

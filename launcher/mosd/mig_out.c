@@ -1,0 +1,419 @@
+/* mig_out.c - the source side of a migration: prepare the target, dump the
+ * pod leaving it stopped, send the images, hand over; roll back to the
+ * stopped copy on any failure before the target runs the process. */
+#include "mig_int.h"
+#include "criu.h"
+#include "log.h"
+#include "util.h"
+#include <dirent.h>
+#include <event2/bufferevent.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+struct mig_out { /* source side, hangs off its proc */
+	struct proc *p;
+	enum mig_state state;
+	int target;
+	uint32_t flags;
+	uint64_t seq;               /* the requester's request id */
+	char requester[MOS_NAME_MAX];
+	char dir[PATH_MAX];
+	char pipes[4][32];          /* "pipe:[N]" of the pod's fds 0..3 */
+	uint64_t t0, t_dump, t_sent;
+	bool sending, link_lost;    /* a broken link while we send is handled after */
+	size_t bytes;
+	struct event *timer;
+};
+
+static void set_state_out(struct mig_out *mo, enum mig_state s)
+{
+	pr_debug("migration of job %u rank %u: %s -> %s", mo->p->jobid, mo->p->rank, mig_state2str(mo->state),
+		 mig_state2str(s));
+	mo->state = s;
+}
+
+/* --- source ------------------------------------------------------------------ */
+
+static void report_home(struct mig_out *mo, int code, pid_t pid, const char *text)
+{
+	struct proc *p = mo->p;
+	struct mos_msg m;
+	if (mos_msg_init(&m, MOS_MSG_MOVED))
+		return;
+	mos_msg_put_u32(&m, MOS_T_JOBID, p->jobid);
+	mos_msg_put_u32(&m, MOS_T_RANK, p->rank);
+	mos_msg_put_str(&m, MOS_T_NODE, code ? mosd.self->name : mosd.conf->nodes[mo->target].name);
+	mos_msg_put_u32(&m, MOS_T_PID, (uint32_t)pid);
+	mos_msg_put_i32(&m, MOS_T_CODE, code);
+	mos_msg_put_u64(&m, MOS_T_SEQ, mo->seq);
+	mos_msg_put_str(&m, MOS_T_NAME, mo->requester);
+	if (text)
+		mos_msg_put_str(&m, MOS_T_TEXT, text);
+	peer_send(peer_index(p->home), &m);
+	mos_msg_free(&m);
+}
+
+/* SIGCONT every task of the pod rooted at PID (left stopped by the dump). */
+static void resume_tree(pid_t pid, int depth)
+{
+	char path[64];
+	kill(pid, SIGCONT);
+	if (depth > 32)
+		return;
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	DIR *d = opendir(path);
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		char cpath[128];
+		snprintf(cpath, sizeof(cpath), "%s/%s/children", path, e->d_name);
+		FILE *f = fopen(cpath, "r");
+		int c;
+		while (f && fscanf(f, "%d", &c) == 1)
+			resume_tree(c, depth + 1);
+		if (f)
+			fclose(f);
+	}
+	if (d)
+		closedir(d);
+}
+
+static void out_free(struct mig_out *mo)
+{
+	if (mo->timer)
+		event_free(mo->timer);
+	if (mo->dir[0])
+		criu_rm_dir(mo->dir);
+	mo->p->mig = NULL;
+	free(mo);
+}
+
+/* Roll back: the source's copy runs on as if nothing happened. */
+static void out_fail(struct mig_out *mo, int code, const char *why)
+{
+	struct proc *p = mo->p;
+	pr_warn("migration of job %u rank %u to %s failed in state %s: %s; it keeps running here", p->jobid,
+		p->rank, mosd.conf->nodes[mo->target].name, mig_state2str(mo->state), why);
+	if (mo->state >= MIG_SEND) { /* dumped: stopped, not gone */
+		resume_tree(p->pid, 0);
+		mig_send_to(mo->target, MOS_MSG_MIG_ABORT, p->jobid, p->rank, -ECANCELED, why);
+	} else if (mo->state == MIG_PREPARE || mo->state == MIG_DUMP) {
+		mig_send_to(mo->target, MOS_MSG_MIG_ABORT, p->jobid, p->rank, -ECANCELED, why);
+	}
+	p->state = PROC_RUNNING;
+	char text[512];
+	snprintf(text, sizeof(text), "migration to %s failed in step '%s': %s (the process keeps running on %s)",
+		 mosd.conf->nodes[mo->target].name, mig_state2str(mo->state), why, mosd.self->name);
+	report_home(mo, code ? code : -EIO, p->pid, text);
+	out_free(mo);
+}
+
+static void on_out_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	out_fail(arg, -ETIMEDOUT, "timed out");
+}
+
+void mig_source_start(struct mos_msg *m)
+{
+	uint32_t jobid = 0, rank = 0;
+	mos_msg_get_u32(m, MOS_T_JOBID, &jobid);
+	mos_msg_get_u32(m, MOS_T_RANK, &rank);
+	char *node = mos_msg_get_str(m, MOS_T_NODE);
+	int target = node ? peer_index(node) : -1;
+	struct proc *p = proc_find(jobid, rank);
+	struct mig_out *mo = calloc(1, sizeof(*mo));
+	free(node);
+	if (!mo || !p || p->mig || p->reaped || target < 0) {
+		struct mig_out tmp = { .p = p, .target = target < 0 ? 0 : target };
+		mos_msg_get_u64(m, MOS_T_SEQ, &tmp.seq);
+		char *rq = mos_msg_get_str(m, MOS_T_NAME);
+		snprintf(tmp.requester, sizeof(tmp.requester), "%s", rq ? rq : "");
+		free(rq);
+		free(mo);
+		if (p) /* report through the proc's home */
+			report_home(&tmp, p->mig ? -EBUSY : -ESRCH, p->pid, p->mig ? "already migrating" : "process has ended");
+		return;
+	}
+	mo->p = p;
+	p->mig = mo;
+	mo->target = target;
+	mo->t0 = mos_now_ms();
+	mos_msg_get_u32(m, MOS_T_FLAGS, &mo->flags);
+	mos_msg_get_u64(m, MOS_T_SEQ, &mo->seq);
+	char *rq = mos_msg_get_str(m, MOS_T_NAME);
+	snprintf(mo->requester, sizeof(mo->requester), "%s", rq ? rq : "");
+	free(rq);
+	mo->state = MIG_PREPARE;
+	p->state = PROC_MIGRATING;
+	mo->timer = evtimer_new(mosd.base, on_out_timeout, mo);
+	struct timeval tv = { MIG_TIMEOUT_S, 0 };
+	evtimer_add(mo->timer, &tv);
+
+	struct mos_msg q;
+	uint32_t cpu;
+	uint64_t rss = 0;
+	proc_usage_of(p, &cpu, &rss);
+	if (mos_msg_init(&q, MOS_MSG_MIG_PREPARE)) {
+		out_fail(mo, -ENOMEM, "out of memory");
+		return;
+	}
+	mos_msg_put_u32(&q, MOS_T_JOBID, p->jobid);
+	mos_msg_put_u32(&q, MOS_T_RANK, p->rank);
+	mos_msg_put_u32(&q, MOS_T_NPROCS, p->nprocs);
+	mos_msg_put_u32(&q, MOS_T_UID, p->uid);
+	mos_msg_put_str(&q, MOS_T_HOME, p->home);
+	mos_msg_put_str(&q, MOS_T_ARGV, p->cmd ? p->cmd : "?");
+	mos_msg_put_u32(&q, MOS_T_MIGRATIONS, p->migrations);
+	mos_msg_put_u64(&q, MOS_T_RSS, rss);
+	mos_msg_put_u32(&q, MOS_T_FLAGS, mo->flags);
+	int rc = peer_send(target, &q);
+	mos_msg_free(&q);
+	if (rc)
+		out_fail(mo, rc, "cannot reach the target node");
+}
+
+static int read_pipe_ids(struct mig_out *mo)
+{
+	for (int fd = 0; fd < 4; fd++) {
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)mo->p->pid, fd);
+		ssize_t n = readlink(path, mo->pipes[fd], sizeof(mo->pipes[fd]) - 1);
+		if (n <= 0 || strncmp(mo->pipes[fd], "pipe:[", 6))
+			return -EBADF;
+		mo->pipes[fd][n] = 0;
+	}
+	return 0;
+}
+
+/* Unread stdin: still in the old pipe; it goes with the process. */
+static size_t take_stdin(struct proc *p, uint8_t **buf)
+{
+	size_t len = 0, cap = 0;
+	*buf = NULL;
+	if (!p->in)
+		return 0;
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", (int)bufferevent_getfd(p->in));
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	for (;;) {
+		if (len + 65536 > cap) {
+			uint8_t *nb = realloc(*buf, cap = cap ? cap * 2 : 65536);
+			if (!nb)
+				break;
+			*buf = nb;
+		}
+		ssize_t n = read(fd, *buf + len, cap - len);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	return len;
+}
+
+static int send_images(struct mig_out *mo)
+{
+	DIR *d = opendir(mo->dir);
+	struct dirent *e;
+	int rc = 0, nfiles = 0;
+	uint8_t *buf = malloc(CHUNK);
+	if (!d || !buf) {
+		if (d)
+			closedir(d);
+		free(buf);
+		return -ENOMEM;
+	}
+	while (!rc && (e = readdir(d))) {
+		size_t l = strlen(e->d_name);
+		if (e->d_name[0] == '.' || (l > 4 && !strcmp(e->d_name + l - 4, ".log")))
+			continue;
+		if (nfiles++ == 3 && fault_injected("mig_xfer_cut")) {
+			peer_drop(mo->target);
+			rc = -ECONNRESET;
+			break;
+		}
+		char path[PATH_MAX];
+		snprintf(path, sizeof(path), "%s/%s", mo->dir, e->d_name);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		ssize_t n;
+		bool first = true;
+		while (fd >= 0 && !rc && ((n = read(fd, buf, CHUNK)) > 0 || first)) {
+			struct mos_msg m;
+			first = false;
+			if ((rc = mos_msg_init(&m, MOS_MSG_MIG_DATA)))
+				break;
+			mos_msg_put_u32(&m, MOS_T_JOBID, mo->p->jobid);
+			mos_msg_put_u32(&m, MOS_T_RANK, mo->p->rank);
+			mos_msg_put_str(&m, MOS_T_NAME, e->d_name);
+			mos_msg_put(&m, MOS_T_DATA, buf, n > 0 ? (size_t)n : 0);
+			rc = peer_send(mo->target, &m);
+			mos_msg_free(&m);
+			mo->bytes += n > 0 ? (size_t)n : 0;
+			if (n <= 0)
+				break;
+		}
+		if (fd >= 0)
+			close(fd);
+		else
+			rc = -errno;
+	}
+	closedir(d);
+	free(buf);
+	return rc;
+}
+
+static void dump_done(void *arg, int ws)
+{
+	struct mig_out *mo = arg;
+	struct proc *p = mo->p;
+	char why[300];
+	if (ws != 0) {
+		criu_log_tail(mo->dir, "dump.log", why, sizeof(why));
+		out_fail(mo, -EIO, why);
+		return;
+	}
+	set_state_out(mo, MIG_SEND);
+	mo->t_sent = mos_now_ms();
+	proc_drain_output(p); /* lines written before the freeze go home from here */
+	mo->sending = true;
+	int rc = send_images(mo);
+	mo->sending = false;
+	if (!rc && mo->link_lost)
+		rc = -ECONNRESET;
+	if (rc) {
+		out_fail(mo, rc, "the image transfer broke off");
+		return;
+	}
+	uint8_t *in = NULL;
+	size_t in_len = take_stdin(p, &in);
+	struct mos_msg c;
+	if ((rc = mos_msg_init(&c, MOS_MSG_MIG_COMMIT))) {
+		free(in);
+		out_fail(mo, rc, "out of memory");
+		return;
+	}
+	mos_msg_put_u32(&c, MOS_T_JOBID, p->jobid);
+	mos_msg_put_u32(&c, MOS_T_RANK, p->rank);
+	for (int i = 0; i < 4; i++)
+		mos_msg_put_str(&c, MOS_T_ARGV, mo->pipes[i]);
+	mos_msg_put(&c, MOS_T_DATA, in, in_len);
+	mos_msg_put_u64(&c, MOS_T_SEQ, p->io_seq);
+	mos_msg_put_u32(&c, MOS_T_FLAGS, (p->in && !p->in_eof) ? 0 : 1);
+	rc = peer_send(mo->target, &c);
+	mos_msg_free(&c);
+	free(in);
+	if (rc) {
+		out_fail(mo, rc, "cannot reach the target node");
+		return;
+	}
+	set_state_out(mo, MIG_RESTORE);
+}
+
+static struct mig_out *find_out(struct mos_msg *m, struct proc **pp)
+{
+	uint32_t jobid = 0, rank = 0;
+	mos_msg_get_u32(m, MOS_T_JOBID, &jobid);
+	mos_msg_get_u32(m, MOS_T_RANK, &rank);
+	struct proc *p = proc_find(jobid, rank);
+	if (pp)
+		*pp = p;
+	return p ? p->mig : NULL;
+}
+
+void mig_on_ready(struct mos_msg *m)
+{
+	struct mig_out *mo = find_out(m, NULL);
+	int32_t code = 0;
+	if (!mo || mo->state != MIG_PREPARE)
+		return;
+	mos_msg_get_i32(m, MOS_T_CODE, &code);
+	if (code) {
+		char *t = mos_msg_get_str(m, MOS_T_TEXT);
+		out_fail(mo, code, t ? t : strerror(-code));
+		free(t);
+		return;
+	}
+	int rc = read_pipe_ids(mo);
+	if (!rc)
+		rc = criu_images_dir(mosd.self->name, "out", mo->p->jobid, mo->p->rank, mo->dir, sizeof(mo->dir));
+	if (rc) {
+		out_fail(mo, rc, rc == -EBADF ? "the process's stdio is not ours" : "cannot make an image directory");
+		return;
+	}
+	set_state_out(mo, MIG_DUMP);
+	mo->t_dump = mos_now_ms();
+	pid_t dpid = fault_injected("mig_dump_fail") ? criu_dump(999999999, mo->dir, false, dump_done, mo)
+						      : criu_dump(mo->p->pid, mo->dir, mo->flags & MOS_MIG_LAZY, dump_done, mo);
+	if (dpid < 0)
+		out_fail(mo, (int)dpid, "cannot run criu");
+}
+
+void mig_crash_now(evutil_socket_t fd, short what, void *arg)
+{
+	pr_err("fault injection: this daemon dies now");
+	_exit(1);
+}
+
+void mig_on_done(struct mos_msg *m)
+{
+	struct proc *p;
+	struct mig_out *mo = find_out(m, &p);
+	int32_t code = 0;
+	uint32_t pid = 0;
+	if (!mo || mo->state != MIG_RESTORE)
+		return;
+	mos_msg_get_i32(m, MOS_T_CODE, &code);
+	mos_msg_get_u32(m, MOS_T_PID, &pid);
+	if (code) {
+		char *t = mos_msg_get_str(m, MOS_T_TEXT);
+		out_fail(mo, code, t ? t : strerror(-code));
+		free(t);
+		return;
+	}
+	/* The target runs it now: our stopped copy goes, silently. */
+	uint64_t now = mos_now_ms();
+	char text[512];
+	snprintf(text, sizeof(text), "job %u rank %u moved %s -> %s: %.1f MiB of images, frozen %llu ms, total %llu ms",
+		 p->jobid, p->rank, mosd.self->name, mosd.conf->nodes[mo->target].name, (double)mo->bytes / 1048576.0,
+		 (unsigned long long)(now - mo->t_dump), (unsigned long long)(now - mo->t0));
+	pr_info("%s", text);
+	kill(p->pid, SIGKILL);
+	proc_drain_output(p);
+	set_state_out(mo, MIG_FINISHED);
+	report_home(mo, 0, (pid_t)pid, text);
+	out_free(mo);
+	proc_free(p);
+	if (fault_injected("mig_source_crash")) {
+		struct timeval tv = { 0, 200000 }; /* let MOVED leave first */
+		event_base_once(mosd.base, -1, EV_TIMEOUT, mig_crash_now, NULL, &tv);
+	}
+}
+
+bool mig_forward_stdin(struct proc *p, struct mos_msg *m)
+{
+	if (p->mig->state != MIG_RESTORE)
+		return false;
+	peer_send(p->mig->target, m);
+	return true;
+}
+
+void mig_out_peer_lost(int idx)
+{
+	for (struct proc *p = mosd.procs, *next; p; p = next) {
+		next = p->next;
+		if (p->mig && p->mig->target == idx && p->mig->sending)
+			p->mig->link_lost = true;
+		else if (p->mig && p->mig->target == idx)
+			out_fail(p->mig, -ECONNRESET, "lost the link to the target node");
+	}
+}
