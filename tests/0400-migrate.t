@@ -98,6 +98,30 @@ is "$(where_of "$job" 0)" node2 "it still runs on node2"
 before=$(grep -c count "$T_TMP/out")
 wait_for 10 sh -c "[ \$(grep -c count '$T_TMP/out') -gt $((before + 3)) ]"
 ok $? "and keeps counting"
+# node1's daemon comes back (as systemd would restart it) and clears what the crash left
+vpath=$(mosctl vcluster path)
+rm -f "$vpath/node1/mosd.pid"
+mosctl vcluster exec node1 -- setsid mosd --config "$vpath/cluster.yaml" --node node1 \
+	--pidfile "$vpath/node1/mosd.pid" >>"$vpath/node1/mosd.log" 2>&1 </dev/null &
+wait_for 10 test -s "$vpath/node1/mosd.pid"
+ok $? "node1's daemon restarts"
+wait_for 10 no_leftovers
+ok $? "and removes the images the crash left: no leftovers on any node"
+
+# Post-copy (lazy pages): 100 MiB move with a short freeze, memory intact.
+cc -O2 -o "$T_TMP/mig_load" "$TOP_SRCDIR/bench/mig_load.c" && chmod 755 "$T_TMP/mig_load"
+mosctl vcluster exec node0 -- mosexec -n 1 "$T_TMP/mig_load" 100 400 >"$T_TMP/lazy.out" 2>&1 &
+lpid=$!
+wait_for 20 grep -q "tick 5 " "$T_TMP/lazy.out"
+ljob=$(job_of mig_load)
+msg=$(vx node0 mosmigrate --lazy --force "$ljob.0" node2 2>&1)
+like "$msg" "moved node0 -> node2: 0\.[0-9] MiB of images" "post-copy: only the non-memory state travels up front ($msg)"
+is "$(where_of "$ljob" 0)" node2 "post-copy: the process runs on node2"
+wait $lpid
+is $? 0 "post-copy: the job ends with status 0"
+like "$(tail -n 1 "$T_TMP/lazy.out")" "^memory ok$" "post-copy: all 100 MiB arrived intact"
+wait_for 10 no_leftovers
+ok $? "post-copy: no images or page servers are left"
 
 # Output: every number once, in order, across all the moves.
 kill -TERM $mpid

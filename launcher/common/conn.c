@@ -85,15 +85,30 @@ static void derive(struct mos_conn *c, const unsigned char *peer_nonce)
 	c->keys_ready = true;
 }
 
+/* A frame's MAC: Poly1305 under a one-time key, the ChaCha20 keystream of
+ * the direction's session key at nonce SEQ (the ChaCha20-Poly1305
+ * construction, authentication only). A key never serves two frames, and it
+ * is several times faster than HMAC on migration images. */
+static void frame_mac(unsigned char mac[MOS_MSG_MAC_LEN], const uint8_t *buf, size_t len, uint32_t seq,
+		      const unsigned char *key)
+{
+	unsigned char otk[crypto_onetimeauth_KEYBYTES], nonce[crypto_stream_chacha20_NONCEBYTES] = { 0 };
+	uint32_t s = htole32(seq);
+	memcpy(nonce, &s, sizeof(s));
+	crypto_stream_chacha20(otk, sizeof(otk), nonce, key);
+	crypto_onetimeauth(mac, buf, len, otk);
+	sodium_memzero(otk, sizeof(otk));
+}
+
 /* Write one finished frame, with its MAC when the keys are up. */
 static int write_frame(struct mos_conn *c, uint8_t *buf, size_t len)
 {
 	if (c->authed) {
 		uint32_t seq = c->seq_tx++;
-		unsigned char mac[crypto_auth_BYTES];
+		unsigned char mac[MOS_MSG_MAC_LEN];
 		uint32_t s = htole32(seq);
 		memcpy(buf + 8, &s, 4);
-		crypto_auth(mac, buf, len, c->k_tx);
+		frame_mac(mac, buf, len, seq, c->k_tx);
 		if (bufferevent_write(c->bev, buf, len) || bufferevent_write(c->bev, mac, sizeof(mac)))
 			return -ENOMEM;
 		return 0;
@@ -204,17 +219,18 @@ static int read_frame(struct mos_conn *c, struct evbuffer *in)
 	if ((rc = mos_msg_parse_header(hdr, &type, &seq, &plen)))
 		return rc;
 	bool with_mac = c->authed && c->state != CS_HELLO;
-	size_t need = MOS_MSG_HDR_LEN + plen + (with_mac ? crypto_auth_BYTES : 0);
+	size_t need = MOS_MSG_HDR_LEN + plen + (with_mac ? MOS_MSG_MAC_LEN : 0);
 	if (evbuffer_get_length(in) < need)
 		return 0;
 	uint8_t *frame = malloc(MOS_MSG_HDR_LEN + plen);
-	unsigned char mac[crypto_auth_BYTES];
+	unsigned char mac[MOS_MSG_MAC_LEN], want[MOS_MSG_MAC_LEN];
 	if (!frame)
 		return -ENOMEM;
 	evbuffer_remove(in, frame, MOS_MSG_HDR_LEN + plen);
 	if (with_mac) {
 		evbuffer_remove(in, mac, sizeof(mac));
-		if (crypto_auth_verify(mac, frame, MOS_MSG_HDR_LEN + plen, c->k_rx) || seq != c->seq_rx) {
+		frame_mac(want, frame, MOS_MSG_HDR_LEN + plen, c->seq_rx, c->k_rx);
+		if (sodium_memcmp(mac, want, sizeof(mac)) || seq != c->seq_rx) {
 			free(frame);
 			return -EACCES;
 		}
@@ -305,6 +321,8 @@ static struct mos_conn *conn_alloc(struct event_base *base, int fd, const unsign
 				   const char *self_name, mos_conn_msg_cb on_msg,
 				   mos_conn_close_cb on_close, void *arg)
 {
+	if (sodium_init() < 0) /* picks the fast implementations; idempotent */
+		return NULL;
 	struct mos_conn *c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
@@ -325,6 +343,10 @@ static struct mos_conn *conn_alloc(struct event_base *base, int fd, const unsign
 		c->state = CS_HELLO;
 	}
 	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+	/* libevent moves 16 KiB per loop turn by default: too little for
+	 * migration images; frames may be 16 MiB. */
+	bufferevent_set_max_single_read(c->bev, 1 << 20);
+	bufferevent_set_max_single_write(c->bev, 1 << 20);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	return c;
 }

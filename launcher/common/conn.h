@@ -1,6 +1,6 @@
 /* conn.h - a framed, optionally authenticated message connection on the
  * daemon's libevent loop. Peers (TCP) authenticate with the cluster key:
- * HELLO {node, nonce} each way, then every frame carries a crypto_auth MAC
+ * HELLO {node, nonce} each way, then every frame carries a Poly1305 MAC
  * under a per-direction session key derived from both nonces, and a strict
  * sequence number, so a frame cannot be forged, altered or replayed.
  * Local clients (unix socket) are unauthenticated; mosd trusts SO_PEERCRED. */

@@ -55,6 +55,7 @@ static const struct {
 	[MOS_T_MPI_SIZE] = { "mpi_size", MOS_FT_U32 },
 	[MOS_T_RANKMAP] = { "rankmap", MOS_FT_BYTES },
 	[MOS_T_APPMAP] = { "appmap", MOS_FT_BYTES },
+	[MOS_T_PORT] = { "port", MOS_FT_U32 },
 };
 
 #define REQ(...) (const uint16_t[]){ __VA_ARGS__, 0 }
@@ -142,6 +143,11 @@ static int reserve(struct mos_msg *m, size_t more)
 	m->buf = nb;
 	m->cap = cap;
 	return 0;
+}
+
+int mos_msg_reserve(struct mos_msg *m, size_t bytes)
+{
+	return reserve(m, bytes);
 }
 
 int mos_msg_put(struct mos_msg *m, unsigned tag, const void *data, size_t len)

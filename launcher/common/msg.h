@@ -14,7 +14,7 @@
 #define MOS_MSG_VERSION 1
 #define MOS_MSG_HDR_LEN 16
 #define MOS_MSG_MAX_PAYLOAD (16u << 20)
-#define MOS_MSG_MAC_LEN 32        /* crypto_auth_BYTES */
+#define MOS_MSG_MAC_LEN 16        /* crypto_onetimeauth_BYTES (Poly1305) */
 #define MOS_MSG_MAX_FIELDS 8192
 
 /* Message types; their names and required fields are one line each in msg.c. */
@@ -60,7 +60,7 @@ enum mos_tag {
 	MOS_T_CPU, MOS_T_RSS, MOS_T_MIGRATIONS, MOS_T_LOAD, MOS_T_NCPUS, MOS_T_AGE_MS,
 	MOS_T_ROLE, MOS_T_ALL, MOS_T_SIZE, MOS_T_OFFSET, MOS_T_NAME, MOS_T_KIND,
 	MOS_T_SLOTS, MOS_T_APPNUM, MOS_T_SEQ, MOS_T_MPI_RANK, MOS_T_MPI_SIZE, MOS_T_RANKMAP,
-	MOS_T_APPMAP,
+	MOS_T_APPMAP, MOS_T_PORT,
 	MOS_T__COUNT
 };
 
@@ -98,6 +98,8 @@ const char *mos_tag_name(unsigned tag);
 
 /* Building. All return 0 or -ENOMEM/-E2BIG. */
 int mos_msg_init(struct mos_msg *m, unsigned type);
+/* mos_msg_reserve - room for BYTES more of fields without reallocation. */
+int mos_msg_reserve(struct mos_msg *m, size_t bytes);
 int mos_msg_put(struct mos_msg *m, unsigned tag, const void *data, size_t len);
 int mos_msg_put_u32(struct mos_msg *m, unsigned tag, uint32_t v);
 int mos_msg_put_u64(struct mos_msg *m, unsigned tag, uint64_t v);

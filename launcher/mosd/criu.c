@@ -67,21 +67,53 @@ static pid_t spawn(char **argv, const int *keep, size_t nkeep, criu_done_cb cb, 
 	return pid;
 }
 
-pid_t criu_dump(pid_t pid, const char *dir, bool lazy, criu_done_cb cb, void *arg)
+pid_t criu_dump(pid_t pid, const char *dir, const struct criu_lazy *lazy, criu_done_cb cb, void *arg)
 {
-	char spid[16];
+	char spid[16], port[16], sfd[16];
 	snprintf(spid, sizeof(spid), "%d", (int)pid);
-	char *argv[] = { (char *)criu_path(), "dump", "-t", spid, "-D", (char *)dir, "--leave-stopped",
-			 "--file-locks", "-o", "dump.log", "-v2", lazy ? "--lazy-pages" : NULL, NULL };
-	pr_debug("criu dump -t %s -D %s", spid, dir);
-	return spawn(argv, NULL, 0, cb, arg);
+	char *argv[24] = { (char *)criu_path(), "dump", "-t", spid, "-D", (char *)dir, "--leave-stopped",
+			   "--file-locks", "-o", "dump.log", "-v2" };
+	size_t k = 11;
+	if (lazy) {
+		snprintf(port, sizeof(port), "%u", lazy->port);
+		snprintf(sfd, sizeof(sfd), "%d", lazy->status_fd);
+		argv[k++] = "--lazy-pages";
+		argv[k++] = "--address";
+		argv[k++] = (char *)lazy->addr;
+		argv[k++] = "--port";
+		argv[k++] = port;
+		argv[k++] = "--status-fd";
+		argv[k++] = sfd;
+	}
+	argv[k] = NULL;
+	pr_debug("criu dump -t %s -D %s%s", spid, dir, lazy ? " (lazy)" : "");
+	return spawn(argv, lazy ? &lazy->status_fd : NULL, lazy ? 1 : 0, cb, arg);
 }
 
-pid_t criu_restore(const char *dir, const char *const *inherit, const int *fds, size_t n,
+pid_t criu_lazy_pages(const char *dir, const struct criu_lazy *lazy, criu_done_cb cb, void *arg)
+{
+	char port[16], sfd[16];
+	snprintf(port, sizeof(port), "%u", lazy->port);
+	snprintf(sfd, sizeof(sfd), "%d", lazy->status_fd);
+	char *argv[] = { (char *)criu_path(), "lazy-pages", "--page-server", "--address", (char *)lazy->addr,
+			 "--port", port, "-D", (char *)dir, "-o", "lazy.log", "-v2", "--status-fd", sfd, NULL };
+	return spawn(argv, &lazy->status_fd, 1, cb, arg);
+}
+
+void criu_retarget(pid_t pid, criu_done_cb cb, void *arg)
+{
+	for (struct run *r = runs; r; r = r->next)
+		if (r->pid == pid) {
+			r->cb = cb;
+			r->arg = arg;
+		}
+}
+
+pid_t criu_restore(const char *dir, const char *const *inherit, const int *fds, size_t n, bool lazy,
 		   criu_done_cb cb, void *arg)
 {
 	char pidfile[PATH_MAX], specs[8][64];
-	char *argv[32];
+	char *argv[40];
 	size_t k = 0;
 	if (n > 8)
 		return -EINVAL;
@@ -98,6 +130,8 @@ pid_t criu_restore(const char *dir, const char *const *inherit, const int *fds, 
 	argv[k++] = "-o";
 	argv[k++] = "restore.log";
 	argv[k++] = "-v2";
+	if (lazy)
+		argv[k++] = "--lazy-pages";
 	for (size_t i = 0; i < n; i++) {
 		snprintf(specs[i], sizeof(specs[i]), "fd[%d]:%s", fds[i], inherit[i]);
 		argv[k++] = "--inherit-fd";
@@ -157,6 +191,25 @@ void criu_rm_dir(const char *dir)
 	}
 	closedir(d);
 	rmdir(dir);
+}
+
+int criu_clean_stale(const char *node)
+{
+	char base[PATH_MAX], path[PATH_MAX];
+	int n = 0;
+	snprintf(base, sizeof(base), "/dev/shm/mosexec-%s", node);
+	DIR *d = opendir(base);
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		if (strncmp(e->d_name, "in-", 3) && strncmp(e->d_name, "out-", 4))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", base, e->d_name);
+		criu_rm_dir(path);
+		n++;
+	}
+	if (d)
+		closedir(d);
+	return n;
 }
 
 int criu_images_dir(const char *node, const char *what, unsigned job, unsigned rank, char *out, size_t len)

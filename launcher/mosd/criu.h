@@ -13,13 +13,28 @@ typedef void (*criu_done_cb)(void *arg, int wstatus);
 
 /* criu_path - the criu binary: $MOS_CRIU, else /usr/local/sbin/criu, else PATH. */
 const char *criu_path(void);
-/* criu_dump - `criu dump -t PID -D DIR --leave-stopped ...`; LAZY adds a
- * lazy-pages page server on PORT. The tree is left stopped on success and
- * left running on failure. Returns the criu pid or -errno. */
-pid_t criu_dump(pid_t pid, const char *dir, bool lazy, criu_done_cb cb, void *arg);
+/* Post-copy: where the source's page server listens, and the fd on which
+ * criu writes a zero byte once it is ready. */
+struct criu_lazy {
+	const char *addr;
+	unsigned port;
+	int status_fd;
+};
+
+/* criu_dump - `criu dump -t PID -D DIR --leave-stopped ...`. The tree is
+ * left stopped on success and left running on failure. With LAZY (may be
+ * NULL) memory pages stay behind: criu writes the other images, signals
+ * LAZY->status_fd and serves pages from LAZY->addr:port until the target has
+ * them all, then exits. Returns the criu pid or -errno. */
+pid_t criu_dump(pid_t pid, const char *dir, const struct criu_lazy *lazy, criu_done_cb cb, void *arg);
+/* criu_lazy_pages - the target's `criu lazy-pages` daemon fetching pages from
+ * LAZY->addr:port for a restore from DIR; ready when LAZY->status_fd gets a byte. */
+pid_t criu_lazy_pages(const char *dir, const struct criu_lazy *lazy, criu_done_cb cb, void *arg);
+/* criu_retarget - who is told when criu PID ends, from now on. */
+void criu_retarget(pid_t pid, criu_done_cb cb, void *arg);
 /* criu_restore - `criu restore -D DIR -d --pidfile DIR/restored.pid` with
  * each INHERIT[i] ("pipe:[N]") bound to FDS[i] of the child. */
-pid_t criu_restore(const char *dir, const char *const *inherit, const int *fds, size_t n,
+pid_t criu_restore(const char *dir, const char *const *inherit, const int *fds, size_t n, bool lazy,
 		   criu_done_cb cb, void *arg);
 /* criu_reaped - route a reaped child: true if it was one of ours. */
 bool criu_reaped(pid_t pid, int wstatus);
@@ -27,6 +42,9 @@ bool criu_reaped(pid_t pid, int wstatus);
 void criu_log_tail(const char *dir, const char *name, char *buf, size_t len);
 /* criu_rm_dir - remove an image directory and everything in it. */
 void criu_rm_dir(const char *dir);
+/* criu_clean_stale - remove the image directories a crashed daemon of NODE
+ * left behind; returns how many. */
+int criu_clean_stale(const char *node);
 /* criu_images_dir - make a fresh tmpfs directory for JOB.RANK's images. */
 int criu_images_dir(const char *node, const char *what, unsigned job, unsigned rank, char *out, size_t len);
 

@@ -152,6 +152,8 @@ void mig_home_result(struct mos_msg *m)
 	free(text);
 	free(requester);
 }
+void mig_criu_noop(void *arg, int ws) { }
+
 /* --- both ------------------------------------------------------------------ */
 
 void mig_peer_lost(int idx)

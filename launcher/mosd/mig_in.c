@@ -30,7 +30,24 @@ struct mig_in { /* target side */
 	size_t stdin_len;
 	uint64_t io_seq;
 	struct event *timer;
+	char specs[4][32];          /* the old pipes' ids, for --inherit-fd */
+	bool lazy;
+	uint64_t t_data, t_restore;   /* first image byte, restore start */
+	pid_t lazy_pid;             /* post-copy: our criu lazy-pages daemon */
+	int lazy_rd;
+	struct event *lazy_ev;
 };
+
+/* The lazy-pages daemon outlives the migration record: its socket and log
+ * are in the image directory, which goes when it ends. */
+static void lazy_tail_done(void *arg, int ws)
+{
+	char *dir = arg;
+	if (ws)
+		pr_warn("post-copy lazy-pages daemon for %s ended with status 0x%x", dir, ws);
+	criu_rm_dir(dir);
+	free(dir);
+}
 
 static struct mig_in *incoming;
 static struct { pid_t pid; int ws; } reaped_ring[64];
@@ -59,6 +76,14 @@ static void in_free(struct mig_in *mi)
 				close(mi->fds[i][k]);
 	if (mi->timer)
 		event_free(mi->timer);
+	if (mi->lazy_ev)
+		event_free(mi->lazy_ev);
+	if (mi->lazy_rd > 0)
+		close(mi->lazy_rd);
+	if (mi->lazy_pid > 0) { /* still fetching pages for nothing */
+		kill(mi->lazy_pid, SIGKILL);
+		criu_retarget(mi->lazy_pid, mig_criu_noop, NULL);
+	}
 	if (mi->dir[0])
 		criu_rm_dir(mi->dir);
 	free(mi->stdin_buf);
@@ -184,6 +209,8 @@ void mig_on_data(struct mos_msg *m, int mig_sender)
 		in_free(mi);
 		return;
 	}
+	if (!mi->t_data)
+		mi->t_data = mos_now_ms();
 	memcpy(fname, name->data, name->len);
 	fname[name->len] = 0;
 	snprintf(path, sizeof(path), "%s/%s", mi->dir, fname);
@@ -268,10 +295,24 @@ static void restored(void *arg, int ws)
 		mos_msg_put_u32(&d, MOS_T_RANK, p->rank);
 		mos_msg_put_i32(&d, MOS_T_CODE, 0);
 		mos_msg_put_u32(&d, MOS_T_PID, (uint32_t)pid);
+		char t[96];
+		uint64_t now = mos_now_ms();
+		snprintf(t, sizeof(t), "receive %llu, restore %llu", (unsigned long long)(mi->t_restore - mi->t_data),
+			 (unsigned long long)(now - mi->t_restore));
+		mos_msg_put_str(&d, MOS_T_TEXT, t);
 		peer_send(mi->source, &d);
 		mos_msg_free(&d);
 	}
-	pr_info("job %u rank %u restored here: pid %d (migration %u)", p->jobid, p->rank, pid, p->migrations);
+	pr_info("job %u rank %u restored here: pid %d (migration %u%s)", p->jobid, p->rank, pid, p->migrations,
+		mi->lazy ? ", memory follows on demand" : "");
+	if (mi->lazy_pid > 0) {
+		char *dir = strdup(mi->dir);
+		if (dir) {
+			criu_retarget(mi->lazy_pid, lazy_tail_done, dir);
+			mi->lazy_pid = 0;
+			mi->dir[0] = 0;
+		}
+	}
 	in_free(mi);
 	for (unsigned i = 0; i < 64; i++) /* ended before we knew its pid? */
 		if (reaped_ring[i].pid == pid) {
@@ -279,6 +320,75 @@ static void restored(void *arg, int ws)
 			proc_on_reaped(p, reaped_ring[i].ws);
 			break;
 		}
+}
+
+static void start_restore(struct mig_in *mi)
+{
+	int fds[4][2], rc;
+	const char *specs[4] = { mi->specs[0], mi->specs[1], mi->specs[2], mi->specs[3] };
+	if ((rc = proc_make_pipes(fds))) {
+		mig_send_to(mi->source, MOS_MSG_MIG_DONE, mi->jobid, mi->rank, rc, "cannot make pipes");
+		in_free(mi);
+		return;
+	}
+	memcpy(mi->fds, fds, sizeof(fds));
+	/* the process's ends: stdin read end; stdout, stderr, status write ends */
+	int child[4] = { fds[0][0], fds[1][1], fds[2][1], fds[3][1] };
+	mi->state = MIG_RESTORE;
+	mi->t_restore = mos_now_ms();
+	pid_t cp = criu_restore(mi->dir, specs, child, 4, mi->lazy, restored, mi);
+	if (cp < 0) {
+		mig_send_to(mi->source, MOS_MSG_MIG_DONE, mi->jobid, mi->rank, (int)cp, "cannot run criu");
+		in_free(mi);
+	}
+}
+
+static void lazy_ended(void *arg, int ws)
+{
+	struct mig_in *mi = arg;
+	mi->lazy_pid = 0;
+	if (mi->state == MIG_RESTORE) /* restore under way: its own end decides */
+		return;
+	char why[300];
+	criu_log_tail(mi->dir, "lazy.log", why, sizeof(why));
+	mig_send_to(mi->source, MOS_MSG_MIG_DONE, mi->jobid, mi->rank, -EIO, why);
+	in_free(mi);
+}
+
+static void on_lazy_ready(evutil_socket_t fd, short what, void *arg)
+{
+	struct mig_in *mi = arg;
+	char c;
+	event_del(mi->lazy_ev);
+	if (read(fd, &c, 1) == 1)
+		start_restore(mi);
+	/* else the daemon died: lazy_ended says why */
+}
+
+/* Post-copy: our lazy-pages daemon first, the restore once it is ready. */
+static void start_lazy(struct mig_in *mi, struct mos_msg *m)
+{
+	uint32_t port = 0;
+	int sp[2];
+	mos_msg_get_u32(m, MOS_T_PORT, &port);
+	if (!port || port > 65535 || pipe2(sp, O_CLOEXEC) < 0) {
+		mig_send_to(mi->source, MOS_MSG_MIG_DONE, mi->jobid, mi->rank, -EINVAL, "bad post-copy hand-over");
+		in_free(mi);
+		return;
+	}
+	struct criu_lazy lz = { mosd.conf->nodes[mi->source].address, port, sp[1] };
+	mi->lazy_rd = sp[0];
+	mi->lazy_ev = event_new(mosd.base, sp[0], EV_READ, on_lazy_ready, mi);
+	if (mi->lazy_ev)
+		event_add(mi->lazy_ev, NULL);
+	pid_t lp = criu_lazy_pages(mi->dir, &lz, lazy_ended, mi);
+	close(sp[1]);
+	if (lp < 0) {
+		mig_send_to(mi->source, MOS_MSG_MIG_DONE, mi->jobid, mi->rank, (int)lp, "cannot run criu lazy-pages");
+		in_free(mi);
+		return;
+	}
+	mi->lazy_pid = lp;
 }
 
 void mig_on_commit(struct mos_msg *m, int mig_sender)
@@ -289,10 +399,9 @@ void mig_on_commit(struct mos_msg *m, int mig_sender)
 	char **specs = mos_msg_get_strv(m, MOS_T_ARGV);
 	const struct mos_field *in = mos_msg_get(m, MOS_T_DATA);
 	uint32_t flags = 0;
-	int fds[4][2], rc;
 	mos_msg_get_u64(m, MOS_T_SEQ, &mi->io_seq);
 	mos_msg_get_u32(m, MOS_T_FLAGS, &flags);
-	mi->stdin_closed = flags & 1;
+	mi->stdin_closed = flags & MIG_COMMIT_STDIN_CLOSED;
 	if (in && in->len && (mi->stdin_buf = malloc(in->len))) {
 		memcpy(mi->stdin_buf + mi->stdin_len, in->data, in->len);
 		mi->stdin_len = in->len;
@@ -311,22 +420,19 @@ void mig_on_commit(struct mos_msg *m, int mig_sender)
 	size_t n = 0;
 	while (specs && specs[n])
 		n++;
-	if (mi->abort || n != 4 || (rc = proc_make_pipes(fds))) {
+	for (size_t i = 0; i < 4 && i < n; i++)
+		snprintf(mi->specs[i], sizeof(mi->specs[i]), "%s", specs[i]);
+	mos_strv_free(specs);
+	if (mi->abort || n != 4) {
 		mig_send_to(mi->source, MOS_MSG_MIG_DONE, mi->jobid, mi->rank, -EIO, "bad hand-over");
-		mos_strv_free(specs);
 		in_free(mi);
 		return;
 	}
-	memcpy(mi->fds, fds, sizeof(fds));
-	/* the process's ends: stdin read end; stdout, stderr, status write ends */
-	int child[4] = { fds[0][0], fds[1][1], fds[2][1], fds[3][1] };
-	mi->state = MIG_RESTORE;
-	pid_t cp = criu_restore(mi->dir, (const char *const *)specs, child, 4, restored, mi);
-	mos_strv_free(specs);
-	if (cp < 0) {
-		mig_send_to(mi->source, MOS_MSG_MIG_DONE, mi->jobid, mi->rank, (int)cp, "cannot run criu");
-		in_free(mi);
-	}
+	mi->lazy = flags & MIG_COMMIT_LAZY;
+	if (mi->lazy)
+		start_lazy(mi, m);
+	else
+		start_restore(mi);
 }
 
 bool mig_on_stdin(uint32_t jobid, uint32_t rank, const struct mos_field *d)

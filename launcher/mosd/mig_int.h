@@ -8,6 +8,12 @@
 
 #define MIG_TIMEOUT_S 120
 #define CHUNK (1u << 20)
+/* COMMIT flags */
+#define MIG_COMMIT_STDIN_CLOSED 0x1u
+#define MIG_COMMIT_LAZY 0x2u
+
+/* criu_noop - for a criu run whose end nobody waits for any more. */
+void mig_criu_noop(void *arg, int ws);
 
 /* mig_send_to - a {JOBID, RANK, CODE[, TEXT]} message of TYPE to node IDX. */
 int mig_send_to(int idx, unsigned type, uint32_t jobid, uint32_t rank, int code, const char *text);

@@ -27,10 +27,32 @@ struct mig_out { /* source side, hangs off its proc */
 	char dir[PATH_MAX];
 	char pipes[4][32];          /* "pipe:[N]" of the pod's fds 0..3 */
 	uint64_t t0, t_dump, t_sent;
+	unsigned port;
+	uint64_t t_commit;
 	bool sending, link_lost;    /* a broken link while we send is handled after */
 	size_t bytes;
 	struct event *timer;
+	pid_t dump_pid;             /* criu dump, while it runs */
+	int lazy_rd;                /* post-copy: criu says "images ready" here */
+	struct event *lazy_ev;
 };
+
+/* After a post-copy hand-over, the source's criu still serves pages: the
+ * stopped tree and the image directory go when it ends. */
+struct lazy_tail {
+	pid_t tree;
+	char dir[PATH_MAX];
+};
+
+static void tail_done(void *arg, int ws)
+{
+	struct lazy_tail *t = arg;
+	if (ws)
+		pr_warn("post-copy page server for %s ended with status 0x%x", t->dir, ws);
+	kill(t->tree, SIGKILL);
+	criu_rm_dir(t->dir);
+	free(t);
+}
 
 static void set_state_out(struct mig_out *mo, enum mig_state s)
 {
@@ -90,6 +112,14 @@ static void out_free(struct mig_out *mo)
 {
 	if (mo->timer)
 		event_free(mo->timer);
+	if (mo->lazy_ev)
+		event_free(mo->lazy_ev);
+	if (mo->lazy_rd > 0)
+		close(mo->lazy_rd);
+	if (mo->dump_pid > 0) { /* a post-copy dump still serving: stop it */
+		kill(mo->dump_pid, SIGKILL);
+		criu_retarget(mo->dump_pid, mig_criu_noop, NULL);
+	}
 	if (mo->dir[0])
 		criu_rm_dir(mo->dir);
 	mo->p->mig = NULL;
@@ -250,7 +280,7 @@ static int send_images(struct mig_out *mo)
 		while (fd >= 0 && !rc && ((n = read(fd, buf, CHUNK)) > 0 || first)) {
 			struct mos_msg m;
 			first = false;
-			if ((rc = mos_msg_init(&m, MOS_MSG_MIG_DATA)))
+			if ((rc = mos_msg_init(&m, MOS_MSG_MIG_DATA)) || (rc = mos_msg_reserve(&m, CHUNK + 512)))
 				break;
 			mos_msg_put_u32(&m, MOS_T_JOBID, mo->p->jobid);
 			mos_msg_put_u32(&m, MOS_T_RANK, mo->p->rank);
@@ -272,16 +302,42 @@ static int send_images(struct mig_out *mo)
 	return rc;
 }
 
+static void images_ready(struct mig_out *mo);
+
 static void dump_done(void *arg, int ws)
 {
 	struct mig_out *mo = arg;
-	struct proc *p = mo->p;
 	char why[300];
-	if (ws != 0) {
+	mo->dump_pid = 0;
+	if (mo->state != MIG_DUMP) { /* post-copy: the page server ended early */
+		if (ws)
+			pr_warn("post-copy page server of job %u rank %u failed (0x%x)", mo->p->jobid, mo->p->rank, ws);
+		return;
+	}
+	if (ws != 0 || (mo->flags & MOS_MIG_LAZY)) {
 		criu_log_tail(mo->dir, "dump.log", why, sizeof(why));
 		out_fail(mo, -EIO, why);
 		return;
 	}
+	images_ready(mo);
+}
+
+static void on_lazy_ready(evutil_socket_t fd, short what, void *arg)
+{
+	struct mig_out *mo = arg;
+	char c;
+	ssize_t n = read(fd, &c, 1);
+	event_del(mo->lazy_ev);
+	if (n != 1) { /* criu closed it without a word: its exit says why */
+		return;
+	}
+	images_ready(mo);
+}
+
+/* The images but memory (post-copy) or all of them are written: send them. */
+static void images_ready(struct mig_out *mo)
+{
+	struct proc *p = mo->p;
 	set_state_out(mo, MIG_SEND);
 	mo->t_sent = mos_now_ms();
 	proc_drain_output(p); /* lines written before the freeze go home from here */
@@ -308,7 +364,10 @@ static void dump_done(void *arg, int ws)
 		mos_msg_put_str(&c, MOS_T_ARGV, mo->pipes[i]);
 	mos_msg_put(&c, MOS_T_DATA, in, in_len);
 	mos_msg_put_u64(&c, MOS_T_SEQ, p->io_seq);
-	mos_msg_put_u32(&c, MOS_T_FLAGS, (p->in && !p->in_eof) ? 0 : 1);
+	mos_msg_put_u32(&c, MOS_T_FLAGS, ((p->in && !p->in_eof) ? 0 : MIG_COMMIT_STDIN_CLOSED) |
+					     ((mo->flags & MOS_MIG_LAZY) ? MIG_COMMIT_LAZY : 0));
+	if (mo->flags & MOS_MIG_LAZY)
+		mos_msg_put_u32(&c, MOS_T_PORT, mo->port);
 	rc = peer_send(mo->target, &c);
 	mos_msg_free(&c);
 	free(in);
@@ -317,6 +376,7 @@ static void dump_done(void *arg, int ws)
 		return;
 	}
 	set_state_out(mo, MIG_RESTORE);
+	mo->t_commit = mos_now_ms();
 }
 
 static struct mig_out *find_out(struct mos_msg *m, struct proc **pp)
@@ -352,10 +412,29 @@ void mig_on_ready(struct mos_msg *m)
 	}
 	set_state_out(mo, MIG_DUMP);
 	mo->t_dump = mos_now_ms();
-	pid_t dpid = fault_injected("mig_dump_fail") ? criu_dump(999999999, mo->dir, false, dump_done, mo)
-						      : criu_dump(mo->p->pid, mo->dir, mo->flags & MOS_MIG_LAZY, dump_done, mo);
-	if (dpid < 0)
+	struct criu_lazy lazy = { mosd.self->address, 0, -1 };
+	if (mo->flags & MOS_MIG_LAZY) {
+		int sp[2];
+		if (pipe2(sp, O_CLOEXEC) < 0) {
+			out_fail(mo, -errno, "cannot make a pipe");
+			return;
+		}
+		mo->lazy_rd = sp[0];
+		lazy.status_fd = sp[1];
+		lazy.port = mo->port = 20000 + (unsigned)(mos_rng_next(&mosd.rng) % 20000);
+		mo->lazy_ev = event_new(mosd.base, sp[0], EV_READ, on_lazy_ready, mo);
+		if (mo->lazy_ev)
+			event_add(mo->lazy_ev, NULL);
+	}
+	pid_t dpid = criu_dump(fault_injected("mig_dump_fail") ? 999999999 : mo->p->pid, mo->dir,
+			       (mo->flags & MOS_MIG_LAZY) ? &lazy : NULL, dump_done, mo);
+	if (lazy.status_fd >= 0)
+		close(lazy.status_fd);
+	if (dpid < 0) {
 		out_fail(mo, (int)dpid, "cannot run criu");
+		return;
+	}
+	mo->dump_pid = dpid;
 }
 
 void mig_crash_now(evutil_socket_t fd, short what, void *arg)
@@ -383,11 +462,27 @@ void mig_on_done(struct mos_msg *m)
 	/* The target runs it now: our stopped copy goes, silently. */
 	uint64_t now = mos_now_ms();
 	char text[512];
-	snprintf(text, sizeof(text), "job %u rank %u moved %s -> %s: %.1f MiB of images, frozen %llu ms, total %llu ms",
+	char *ttext = mos_msg_get_str(m, MOS_T_TEXT);
+	snprintf(text, sizeof(text),
+		 "job %u rank %u moved %s -> %s: %.1f MiB of images, frozen %llu ms (dump %llu, send %llu, %s), total %llu ms",
 		 p->jobid, p->rank, mosd.self->name, mosd.conf->nodes[mo->target].name, (double)mo->bytes / 1048576.0,
-		 (unsigned long long)(now - mo->t_dump), (unsigned long long)(now - mo->t0));
+		 (unsigned long long)(now - mo->t_dump), (unsigned long long)(mo->t_sent - mo->t_dump),
+		 (unsigned long long)(mo->t_commit - mo->t_sent), ttext ? ttext : "restore ?",
+		 (unsigned long long)(now - mo->t0));
+	free(ttext);
 	pr_info("%s", text);
-	kill(p->pid, SIGKILL);
+	if (mo->dump_pid > 0) { /* post-copy: pages still flow from here */
+		struct lazy_tail *t = calloc(1, sizeof(*t));
+		if (t) {
+			t->tree = p->pid;
+			snprintf(t->dir, sizeof(t->dir), "%s", mo->dir);
+			criu_retarget(mo->dump_pid, tail_done, t);
+			mo->dump_pid = 0;
+			mo->dir[0] = 0;
+		}
+	} else {
+		kill(p->pid, SIGKILL);
+	}
 	proc_drain_output(p);
 	set_state_out(mo, MIG_FINISHED);
 	report_home(mo, 0, (pid_t)pid, text);

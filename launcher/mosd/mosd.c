@@ -5,6 +5,7 @@
 #include "mosd.h"
 #include "log.h"
 #include "pmixhost.h"
+#include "criu.h"
 #include "util.h"
 #include <arpa/inet.h>
 #include <errno.h>
@@ -282,6 +283,9 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	mosd.mosinit = find_mosinit();
+	int stale = criu_clean_stale(mosd.self->name);
+	if (stale)
+		pr_warn("removed %d migration image directories left by an earlier run", stale);
 	mosd.rng = ((uint64_t)getpid() << 32) ^ mos_now_ms() ^ (uint64_t)mosd.self->index * 0x9e3779b97f4a7c15ull;
 	if (!mosd.rng)
 		mosd.rng = 1;

@@ -327,7 +327,7 @@ static void mitm_close(struct mitm *t)
 }
 
 /* Where A's first message starts in the A->B stream: after HELLO and AUTH. */
-#define FIRST_MSG (hello_len("nodeA") + MOS_MSG_HDR_LEN + 32)
+#define FIRST_MSG (hello_len("nodeA") + MOS_MSG_HDR_LEN + MOS_MSG_MAC_LEN)
 
 static void test_untouched_relay(void)
 {
@@ -339,7 +339,7 @@ static void test_untouched_relay(void)
 	struct want w[] = { { &t.a, 1, false }, { &t.b, 1, false }, { 0 } };
 	TAP_OK(run_until(want_done, w, 5000) && !strcmp(t.b.text[0], "one") && !strcmp(t.a.text[0], "back"),
 	       "through an honest relay: messages both ways");
-	TAP_OK(t.ab.pos == FIRST_MSG + text_frame_len("one") + 32, "A->B stream is HELLO, AUTH, frame + MAC (%zu)",
+	TAP_OK(t.ab.pos == FIRST_MSG + text_frame_len("one") + MOS_MSG_MAC_LEN, "A->B stream is HELLO, AUTH, frame + MAC (%zu)",
 	       t.ab.pos);
 	mitm_close(&t);
 }
@@ -363,7 +363,7 @@ static void test_tamper(const char *what, size_t flip_at, int want_msgs)
 static void test_replay(void)
 {
 	struct mitm t;
-	size_t one = text_frame_len("one") + 32;
+	size_t one = text_frame_len("one") + MOS_MSG_MAC_LEN;
 
 	mitm_open(&t);
 	t.ab.dup_off = FIRST_MSG;
@@ -581,7 +581,7 @@ static void test_bad_frames(void)
 	free_side(&s);
 	mos_msg_free(&m);
 
-	/* a full HELLO, then an AUTH without a MAC: the next 32 bytes never come */
+	/* a full HELLO, then an AUTH without a MAC: the next MAC bytes never come */
 	uint8_t buf[512];
 	size_t n;
 	mos_msg_init(&m, MOS_MSG_HELLO);
@@ -595,8 +595,8 @@ static void test_bad_frames(void)
 	mos_msg_finish(&m, 0);
 	memcpy(buf + n, m.buf, m.len);
 	n += m.len;
-	memset(buf + n, 0, 32); /* a zero MAC */
-	n += 32;
+	memset(buf + n, 0, MOS_MSG_MAC_LEN); /* a zero MAC */
+	n += MOS_MSG_MAC_LEN;
 	mos_msg_free(&m);
 	raw_frame(key1, buf, n, &s);
 	TAP_OK(s.closed && s.err == -EACCES && !mos_conn_is_authenticated(s.c) && !s.nmsg,
@@ -676,12 +676,12 @@ int main(void)
 	test_handshake();
 	test_wrong_key();
 	test_untouched_relay();
-	test_tamper("flipped text byte in the 2nd frame", FIRST_MSG + text_frame_len("one") + 32 + 16 + 6 + 4 + 6,
+	test_tamper("flipped text byte in the 2nd frame", FIRST_MSG + text_frame_len("one") + MOS_MSG_MAC_LEN + 16 + 6 + 4 + 6,
 		    1);
 	test_tamper("flipped MAC byte of the 1st frame", FIRST_MSG + text_frame_len("one") + 5, 0);
 	test_tamper("flipped seq byte of the 1st frame", FIRST_MSG + 8, 0);
 	test_tamper("flipped seq byte of AUTH", hello_len("nodeA") + 8, 0);
-	test_tamper("flipped MAC byte of AUTH", hello_len("nodeA") + MOS_MSG_HDR_LEN + 31, 0);
+	test_tamper("flipped MAC byte of AUTH", hello_len("nodeA") + MOS_MSG_HDR_LEN + MOS_MSG_MAC_LEN - 1, 0);
 	test_replay();
 	test_hello_tamper();
 	test_reflect();
