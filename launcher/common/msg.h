@@ -46,6 +46,11 @@ enum mos_msg_type {
 	MOS_MSG_PMIX,         /* pmix-plugin traffic between daemons */
 	MOS_MSG_MIG_ABORT,    /* source->target: give up, JOBID, RANK */
 	MOS_MSG_FAULT,        /* local root: arm a fault-injection point, NAME */
+	MOS_MSG_CKPT,         /* checkpoint: KIND 0 request to home, 1 order to a rank's node, 2 manifest to dest */
+	MOS_MSG_CKPT_DATA,    /* rank's node -> dest: JOBID, RANK, NAME, DATA, TEXT(dir) */
+	MOS_MSG_CKPT_DONE,    /* rank's node -> dest -> home: JOBID, CODE [, RANK, ARGV x4, SEQ] */
+	MOS_MSG_RESTART,      /* client -> mosd: TEXT(dir) */
+	MOS_MSG_CKPT_META,    /* the manifest file of a checkpoint: DATA(submit frame), (RANK ARGV*4 SEQ)* */
 	MOS_MSG__COUNT
 };
 

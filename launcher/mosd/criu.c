@@ -16,11 +16,27 @@
 struct run {
 	struct run *next;
 	pid_t pid;
+	pid_t id;      /* the handle the caller has: the pid, or a queue ticket */
 	criu_done_cb cb;
 	void *arg;
 };
 
 static struct run *runs;
+
+/* Dumps run one at a time per node: the parasite CRIU puts in a process
+ * whose /proc is not its own makes a scratch directory of a fixed name, and
+ * two dumps at once collide there (seen: "Can't create a directory (-17)"). */
+struct queued {
+	struct queued *next;
+	char **argv;
+	int keep;
+	criu_done_cb cb;
+	void *arg;
+	pid_t id;      /* the ticket handed out */
+};
+static pid_t next_ticket = 0x7f000000;
+static struct queued *q_head, *q_tail;
+static pid_t dump_running;
 
 const char *criu_path(void)
 {
@@ -59,12 +75,94 @@ static pid_t spawn(char **argv, const int *keep, size_t nkeep, criu_done_cb cb, 
 		execvp(argv[0], argv);
 		_exit(127);
 	}
-	r->pid = pid;
+	r->pid = r->id = pid;
 	r->cb = cb;
 	r->arg = arg;
 	r->next = runs;
 	runs = r;
 	return pid;
+}
+
+static char **dup_argv(char **argv)
+{
+	size_t n = 0;
+	while (argv[n])
+		n++;
+	char **v = calloc(n + 1, sizeof(char *));
+	for (size_t i = 0; v && i < n; i++)
+		if (!(v[i] = strdup(argv[i]))) {
+			for (size_t k = 0; k < i; k++)
+				free(v[k]);
+			free(v);
+			return NULL;
+		}
+	return v;
+}
+
+static void free_argv(char **v)
+{
+	for (char **p = v; p && *p; p++)
+		free(*p);
+	free(v);
+}
+
+/* A dump starts now if none runs, else when the one before it ends. A
+ * queued dump's pid is negative (-1) until it starts: callers keep the id
+ * returned here only to recognise its end, which criu_reaped() reports. */
+static pid_t spawn_dump(char **argv, const int *keep, criu_done_cb cb, void *arg)
+{
+	if (!dump_running) {
+		pid_t p = spawn(argv, keep, keep ? 1 : 0, cb, arg);
+		if (p > 0)
+			dump_running = p;
+		return p;
+	}
+	struct queued *q = calloc(1, sizeof(*q));
+	if (!q || !(q->argv = dup_argv(argv))) {
+		free(q);
+		return -ENOMEM;
+	}
+	q->keep = keep ? *keep : -1;
+	q->cb = cb;
+	q->arg = arg;
+	if (keep) /* the fd must stay open until the dump starts */
+		q->keep = fcntl(*keep, F_DUPFD_CLOEXEC, 3);
+	if (q_tail)
+		q_tail->next = q;
+	else
+		q_head = q;
+	q_tail = q;
+	q->id = next_ticket++;
+	pr_debug("criu dump queued behind pid %d", (int)dump_running);
+	return q->id;
+}
+
+static void start_next_dump(void)
+{
+	dump_running = 0;
+	while (q_head && !dump_running) {
+		struct queued *q = q_head;
+		q_head = q->next;
+		if (!q_head)
+			q_tail = NULL;
+		char sfd[16];
+		for (char **a = q->argv; *a; a++) /* the status fd may have a new number */
+			if (!strcmp(*a, "--status-fd") && a[1] && q->keep >= 0) {
+				snprintf(sfd, sizeof(sfd), "%d", q->keep);
+				free(a[1]);
+				a[1] = strdup(sfd);
+			}
+		pid_t p = spawn(q->argv, q->keep >= 0 ? &q->keep : NULL, q->keep >= 0 ? 1 : 0, q->cb, q->arg);
+		if (q->keep >= 0)
+			close(q->keep);
+		if (p > 0) {
+			dump_running = p;
+			runs->id = q->id; /* spawn() put it first */
+		} else
+			q->cb(q->arg, 127 << 8); /* could not start: a failed dump */
+		free_argv(q->argv);
+		free(q);
+	}
 }
 
 pid_t criu_dump(pid_t pid, const char *dir, const struct criu_lazy *lazy, criu_done_cb cb, void *arg)
@@ -87,7 +185,16 @@ pid_t criu_dump(pid_t pid, const char *dir, const struct criu_lazy *lazy, criu_d
 	}
 	argv[k] = NULL;
 	pr_debug("criu dump -t %s -D %s%s", spid, dir, lazy ? " (lazy)" : "");
-	return spawn(argv, lazy ? &lazy->status_fd : NULL, lazy ? 1 : 0, cb, arg);
+	return spawn_dump(argv, lazy ? &lazy->status_fd : NULL, cb, arg);
+}
+
+pid_t criu_checkpoint(pid_t pid, const char *dir, criu_done_cb cb, void *arg)
+{
+	char spid[16];
+	snprintf(spid, sizeof(spid), "%d", (int)pid);
+	char *argv[] = { (char *)criu_path(), "dump", "-t", spid, "-D", (char *)dir, "--leave-running",
+			 "--file-locks", "-o", "dump.log", "-v2", NULL };
+	return spawn_dump(argv, NULL, cb, arg);
 }
 
 pid_t criu_lazy_pages(const char *dir, const struct criu_lazy *lazy, criu_done_cb cb, void *arg)
@@ -100,13 +207,47 @@ pid_t criu_lazy_pages(const char *dir, const struct criu_lazy *lazy, criu_done_c
 	return spawn(argv, &lazy->status_fd, 1, cb, arg);
 }
 
-void criu_retarget(pid_t pid, criu_done_cb cb, void *arg)
+void criu_retarget(pid_t id, criu_done_cb cb, void *arg)
 {
 	for (struct run *r = runs; r; r = r->next)
-		if (r->pid == pid) {
+		if (r->id == id) {
 			r->cb = cb;
 			r->arg = arg;
 		}
+	for (struct queued *q = q_head; q; q = q->next)
+		if (q->id == id) {
+			q->cb = cb;
+			q->arg = arg;
+		}
+}
+
+void criu_kill(pid_t id)
+{
+	for (struct run *r = runs; r; r = r->next)
+		if (r->id == id)
+			kill(r->pid, SIGKILL);
+	for (struct queued **pp = &q_head; *pp; pp = &(*pp)->next)
+		if ((*pp)->id == id) { /* never started: just forget it */
+			struct queued *q = *pp;
+			*pp = q->next;
+			if (q_tail == q) {
+				q_tail = NULL;
+				for (struct queued *t = q_head; t; t = t->next)
+					q_tail = t;
+			}
+			if (q->keep >= 0)
+				close(q->keep);
+			free_argv(q->argv);
+			free(q);
+			break;
+		}
+}
+
+void criu_dump_phase_done(pid_t id)
+{
+	for (struct run *r = runs; r; r = r->next)
+		if (r->id == id && r->pid == dump_running)
+			start_next_dump();
 }
 
 pid_t criu_restore(const char *dir, const char *const *inherit, const int *fds, size_t n, bool lazy,
@@ -150,6 +291,8 @@ bool criu_reaped(pid_t pid, int wstatus)
 		*pp = r->next;
 		r->cb(r->arg, wstatus);
 		free(r);
+		if (pid == dump_running)
+			start_next_dump();
 		return true;
 	}
 	return false;

@@ -27,11 +27,21 @@ struct criu_lazy {
  * LAZY->status_fd and serves pages from LAZY->addr:port until the target has
  * them all, then exits. Returns the criu pid or -errno. */
 pid_t criu_dump(pid_t pid, const char *dir, const struct criu_lazy *lazy, criu_done_cb cb, void *arg);
+/* criu_checkpoint - like criu_dump, but the tree goes on running. */
+pid_t criu_checkpoint(pid_t pid, const char *dir, criu_done_cb cb, void *arg);
 /* criu_lazy_pages - the target's `criu lazy-pages` daemon fetching pages from
  * LAZY->addr:port for a restore from DIR; ready when LAZY->status_fd gets a byte. */
 pid_t criu_lazy_pages(const char *dir, const struct criu_lazy *lazy, criu_done_cb cb, void *arg);
-/* criu_retarget - who is told when criu PID ends, from now on. */
-void criu_retarget(pid_t pid, criu_done_cb cb, void *arg);
+/* criu_dump, criu_checkpoint, criu_restore and criu_lazy_pages return an id
+ * (a pid, or a ticket for a dump waiting its turn: dumps run one at a time
+ * per node); these take that id. */
+/* criu_retarget - who is told when run ID ends, from now on. */
+void criu_retarget(pid_t id, criu_done_cb cb, void *arg);
+/* criu_kill - end run ID now (or drop it from the queue: then nobody is told). */
+void criu_kill(pid_t id);
+/* criu_dump_phase_done - a post-copy dump ID has left its process: the next
+ * dump may start while it serves pages. */
+void criu_dump_phase_done(pid_t id);
 /* criu_restore - `criu restore -D DIR -d --pidfile DIR/restored.pid` with
  * each INHERIT[i] ("pipe:[N]") bound to FDS[i] of the child. */
 pid_t criu_restore(const char *dir, const char *const *inherit, const int *fds, size_t n, bool lazy,

@@ -5,6 +5,7 @@
 #include "log.h"
 #include "place.h"
 #include "pmixhost.h"
+#include "ckpt.h"
 #include "util.h"
 #include <errno.h>
 #include <grp.h>
@@ -71,7 +72,29 @@ static void job_free(struct job *j)
 	free(j->ranks);
 	free(j->name);
 	mos_msg_free(&j->spawn_tmpl);
+	mos_msg_free(&j->submit);
+	mos_msg_free(&j->restart_meta);
+	free(j->restart_dir);
 	free(j);
+}
+
+/* A decoded copy of SRC: its frame and its field index. */
+static int copy_msg(struct mos_msg *dst, const struct mos_msg *src)
+{
+	struct mos_msg tmp;
+	char err[128];
+	int rc = mos_msg_init(&tmp, src->type);
+	for (size_t i = 0; !rc && i < src->n_fields; i++)
+		rc = mos_msg_put(&tmp, src->fields[i].tag, src->fields[i].data, src->fields[i].len);
+	if (rc) {
+		mos_msg_free(&tmp);
+		return rc;
+	}
+	mos_msg_finish(&tmp, 0);
+	rc = mos_msg_decode(dst, tmp.buf, tmp.len, err, sizeof(err)); /* takes the frame */
+	tmp.buf = NULL;
+	mos_msg_free(&tmp);
+	return rc;
 }
 
 /* Supplementary groups of the asking process, from /proc (what it really
@@ -363,13 +386,16 @@ static void rank_ended(struct job *j, uint32_t r, int wstatus, const char *text)
 	job_free(j);
 }
 
-int job_submit(struct mos_conn *client, struct mos_msg *m, uid_t uid, gid_t gid, pid_t pid)
+static int submit(struct mos_conn *client, struct mos_msg *m, uid_t uid, gid_t gid, pid_t pid,
+		  struct mos_msg *meta, const char *dir)
 {
 	char err[512] = "";
 	struct job *j = calloc(1, sizeof(*j));
 	int rc = -ENOMEM;
 
-	if (!j)
+	if (!j || copy_msg(&j->submit, m))
+		goto fail;
+	if (meta && (copy_msg(&j->restart_meta, meta) || !(j->restart_dir = strdup(dir))))
 		goto fail;
 	j->uid = uid;
 	j->gid = gid;
@@ -384,14 +410,20 @@ int job_submit(struct mos_conn *client, struct mos_msg *m, uid_t uid, gid_t gid,
 		goto fail;
 	if ((rc = number_mpi(j)) || (rc = build_template(j, m, pid)))
 		goto fail;
+	if (meta && j->mpi_rank_of) {
+		rc = -ENOTSUP;
+		snprintf(err, sizeof(err), "the checkpoint holds MPI ranks: they cannot be restarted yet");
+		goto fail;
+	}
 	j->client = client;
 	mos_conn_set_data(client, j);
 	j->next = mosd.jobs;
 	mosd.jobs = j;
-	pr_info("job %u: %u processes of '%s' for uid %u", j->id, j->nprocs, j->name, (unsigned)uid);
+	pr_info("job %u: %u processes of '%s' for uid %u%s", j->id, j->nprocs, j->name, (unsigned)uid,
+		j->restart_dir ? " (restart)" : "");
 	send_started(j);
 	for (uint32_t r = 0; r < j->nprocs && job_find(j->id) == j; r++) {
-		if ((rc = spawn_rank(j, r))) {
+		if ((rc = j->restart_dir ? ckpt_import_rank(j, r) : spawn_rank(j, r))) {
 			char text[256];
 			snprintf(text, sizeof(text), "cannot reach the mosd of node %s: %s",
 				 mosd.conf->nodes[j->ranks[r].node].name, strerror(-rc));
@@ -412,6 +444,20 @@ fail:
 		mosd.jobs = j;
 		job_free(j);
 	}
+	return rc;
+}
+
+int job_submit(struct mos_conn *client, struct mos_msg *m, uid_t uid, gid_t gid, pid_t pid)
+{
+	return submit(client, m, uid, gid, pid, NULL, NULL);
+}
+
+int job_restart(struct mos_conn *client, struct mos_msg *sub, struct mos_msg *meta, const char *dir,
+		uid_t uid, gid_t gid, pid_t pid)
+{
+	int rc = submit(client, sub, uid, gid, pid, meta, dir);
+	if (!rc)
+		pr_info("job restarted from checkpoint %s", dir);
 	return rc;
 }
 

@@ -3,6 +3,7 @@
 #include "mosd.h"
 #include "log.h"
 #include "mig.h"
+#include "ckpt.h"
 #include "util.h"
 #include <errno.h>
 #include <stdlib.h>
@@ -148,6 +149,36 @@ static void client_migrate(struct mos_conn *c, struct client *cl, struct mos_msg
 	free(node);
 }
 
+/* CHECKPOINT from a user: to the job's home, like a migration request. */
+static void client_checkpoint(struct mos_conn *c, struct client *cl, struct mos_msg *m)
+{
+	uint32_t jobid = 0;
+	mos_msg_get_u32(m, MOS_T_JOBID, &jobid);
+	unsigned home = mos_jobid_home(jobid);
+	char *dir = mos_msg_get_str(m, MOS_T_TEXT);
+	struct mos_msg r;
+	uint64_t seq;
+	if (!jobid || home >= mosd.conf->n_nodes) {
+		mosd_send_reply(c, -ESRCH, "no such job");
+	} else if (!(seq = local_pending_add(c)) || mos_msg_init(&r, MOS_MSG_CKPT)) {
+		mosd_send_reply(c, -ENOMEM, "out of memory");
+	} else {
+		mos_msg_put_u32(&r, MOS_T_JOBID, jobid);
+		mos_msg_put_u32(&r, MOS_T_KIND, 0);
+		mos_msg_put_u32(&r, MOS_T_UID, cl->uid);
+		mos_msg_put_u64(&r, MOS_T_SEQ, seq);
+		mos_msg_put_str(&r, MOS_T_NAME, mosd.self->name);
+		if (dir)
+			mos_msg_put_str(&r, MOS_T_TEXT, dir);
+		if (peer_send((int)home, &r)) {
+			pending_drop_conn(c);
+			mosd_send_reply(c, -EHOSTDOWN, "cannot reach the job's home node");
+		}
+		mos_msg_free(&r);
+	}
+	free(dir);
+}
+
 static void client_fault(struct mos_conn *c, struct client *cl, struct mos_msg *m)
 {
 	char *name = mos_msg_get_str(m, MOS_T_NAME);
@@ -183,6 +214,17 @@ static void on_local_msg(struct mos_conn *c, struct mos_msg *m, void *arg)
 		break;
 	case MOS_MSG_FAULT:
 		client_fault(c, cl, m);
+		break;
+	case MOS_MSG_CKPT:
+		client_checkpoint(c, cl, m);
+		break;
+	case MOS_MSG_RESTART:
+		if (cl->job) {
+			mos_conn_send_error(c, -EBUSY, "this connection already has a job");
+			break;
+		}
+		ckpt_restart(c, m, cl->uid, cl->gid, cl->pid);
+		cl->job = mos_conn_get_data(c);
 		break;
 	default:
 		mos_conn_send_error(c, -EPROTO, "unexpected %s message from a local client", mos_msg_name(m->type));

@@ -81,8 +81,8 @@ static void in_free(struct mig_in *mi)
 	if (mi->lazy_rd > 0)
 		close(mi->lazy_rd);
 	if (mi->lazy_pid > 0) { /* still fetching pages for nothing */
-		kill(mi->lazy_pid, SIGKILL);
 		criu_retarget(mi->lazy_pid, mig_criu_noop, NULL);
+		criu_kill(mi->lazy_pid);
 	}
 	if (mi->dir[0])
 		criu_rm_dir(mi->dir);

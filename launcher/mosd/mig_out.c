@@ -2,6 +2,7 @@
  * pod leaving it stopped, send the images, hand over; roll back to the
  * stopped copy on any failure before the target runs the process. */
 #include "mig_int.h"
+#include "ckpt.h"
 #include "criu.h"
 #include "log.h"
 #include "util.h"
@@ -116,9 +117,9 @@ static void out_free(struct mig_out *mo)
 		event_free(mo->lazy_ev);
 	if (mo->lazy_rd > 0)
 		close(mo->lazy_rd);
-	if (mo->dump_pid > 0) { /* a post-copy dump still serving: stop it */
-		kill(mo->dump_pid, SIGKILL);
+	if (mo->dump_pid > 0) { /* a dump still running or serving pages: stop it */
 		criu_retarget(mo->dump_pid, mig_criu_noop, NULL);
+		criu_kill(mo->dump_pid);
 	}
 	if (mo->dir[0])
 		criu_rm_dir(mo->dir);
@@ -331,6 +332,7 @@ static void on_lazy_ready(evutil_socket_t fd, short what, void *arg)
 	if (n != 1) { /* criu closed it without a word: its exit says why */
 		return;
 	}
+	criu_dump_phase_done(mo->dump_pid);
 	images_ready(mo);
 }
 
@@ -394,6 +396,8 @@ void mig_on_ready(struct mos_msg *m)
 {
 	struct mig_out *mo = find_out(m, NULL);
 	int32_t code = 0;
+	if (!mo && ckpt_import_ready(m)) /* a restart's rank, not a move */
+		return;
 	if (!mo || mo->state != MIG_PREPARE)
 		return;
 	mos_msg_get_i32(m, MOS_T_CODE, &code);
@@ -449,6 +453,8 @@ void mig_on_done(struct mos_msg *m)
 	struct mig_out *mo = find_out(m, &p);
 	int32_t code = 0;
 	uint32_t pid = 0;
+	if (!mo && ckpt_import_done(m))
+		return;
 	if (!mo || mo->state != MIG_RESTORE)
 		return;
 	mos_msg_get_i32(m, MOS_T_CODE, &code);

@@ -63,6 +63,9 @@ struct job {
 	uint32_t *mpi_app_of;         /* per app context: index among MPI apps */
 	uint32_t *mpi_rank_of;        /* per rank: MPI rank, UINT32_MAX if not MPI; NULL: no MPI */
 	uint32_t mpi_size;
+	struct mos_msg submit;        /* the SUBMIT as it came: checkpoints keep it */
+	char *restart_dir;            /* a restart: ranks come from this checkpoint */
+	struct mos_msg restart_meta;
 };
 
 /* A process running on this node, whatever its home. */
@@ -136,6 +139,10 @@ int job_signal(struct job *j, int sig, int64_t rank);
 void job_kill(struct job *j, const char *why);
 void job_node_lost(int idx);
 void job_stdin(struct job *j, struct mos_msg *m);
+/* job_restart - start the job of a checkpoint: SUBMIT is its original
+ * description, META the manifest (ckpt.c); ranks are restored from DIR. */
+int job_restart(struct mos_conn *client, struct mos_msg *submit, struct mos_msg *meta, const char *dir,
+		uid_t uid, gid_t gid, pid_t pid);
 /* job_notice - a line for the user's terminal (mosexec prints it). */
 void job_notice(struct job *j, const char *text);
 /* job_fail - end J: STATUS becomes its exit status unless one came first. */

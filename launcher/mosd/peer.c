@@ -7,6 +7,7 @@
 #include "log.h"
 #include "mig.h"
 #include "pmixhost.h"
+#include "ckpt.h"
 #include "util.h"
 #include <errno.h>
 #include <stdlib.h>
@@ -80,6 +81,9 @@ void peer_dispatch(struct mos_conn *c, struct mos_msg *m, int from)
 	case MOS_MSG_MIG_ABORT: mig_on_abort(m, from); break;
 	case MOS_MSG_REPLY: local_on_reply(m); break;
 	case MOS_MSG_PMIX: pmixhost_on_msg(m, from); break;
+	case MOS_MSG_CKPT: ckpt_on_msg(m, from); break;
+	case MOS_MSG_CKPT_DATA: ckpt_on_data(m, from); break;
+	case MOS_MSG_CKPT_DONE: ckpt_on_done(m, from); break;
 	case MOS_MSG_SIGNAL: proc_on_signal(m); break;
 	case MOS_MSG_KILL_JOB: proc_on_kill_job(m); break;
 	case MOS_MSG_PS_REQ: ps_on_peer_req(c, m); break;

@@ -13,6 +13,7 @@ static const struct {
 	{ "ps", mosctl_ps, "ps [JOB]            the cluster's processes (like mosps)" },
 	{ "signal", mosctl_signal, "signal JOB SIG      send a signal to every process of a job" },
 	{ "kill", mosctl_kill, "kill JOB            end a job" },
+	{ "checkpoint", mosctl_checkpoint, "checkpoint JOB [DIR]  a restartable checkpoint (mosexec --restart DIR)" },
 	{ "fault", mosctl_fault, "fault NAME|clear    arm a fault-injection point in this node's mosd (root)" },
 };
 

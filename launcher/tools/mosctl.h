@@ -8,4 +8,5 @@ int mosctl_ps(int argc, char **argv);             /* mosctl_job.c */
 int mosctl_signal(int argc, char **argv);         /* mosctl_job.c */
 int mosctl_kill(int argc, char **argv);           /* mosctl_job.c */
 int mosctl_fault(int argc, char **argv);          /* mosctl_job.c */
+int mosctl_checkpoint(int argc, char **argv);     /* mosctl_ckpt.c */
 #endif

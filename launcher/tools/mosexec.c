@@ -40,6 +40,7 @@ static struct opts {
 	int n_xvars;
 	bool tag_output, oversubscribe, stdin_none, quiet;
 	int mpi;            /* --mpi / --no-mpi for every app: 1 / 0, else -1 */
+	const char *restart; /* --restart DIR */
 } o = { .mpi = -1 };
 
 static struct state {
@@ -70,6 +71,7 @@ static void usage(FILE *f)
 		"  --stdin none          do not forward stdin to rank 0\n"
 		"  --mpi | --no-mpi      the programs are (not) MPI programs; default: an ELF program\n"
 		"                        linked with libmpi is one (its ranks form MPI_COMM_WORLD)\n"
+		"  --restart DIR         resume a job from its checkpoint (mosctl checkpoint JOB DIR)\n"
 		"  --allow-run-as-root   accepted for mpirun compatibility\n");
 }
 
@@ -189,6 +191,14 @@ static int parse_args(int argc, char **argv)
 					return -1;
 				i++;
 				o.stdin_none = !strcmp(argv[i], "none");
+			} else if (!strcmp(opt, "-restart")) {
+				if (need_arg(i, argc, argv))
+					return -1;
+				o.restart = argv[++i];
+				if (o.restart[0] != '/') {
+					fprintf(stderr, "mosexec: --restart: '%s' must be an absolute path\n", o.restart);
+					return -1;
+				}
 			} else if (!strcmp(opt, "-mpi") || !strcmp(opt, "-no-mpi")) {
 				o.mpi = !strcmp(opt, "-mpi");
 			} else if (!strcmp(opt, "-allow-run-as-root") || !strcmp(opt, "-q") || !strcmp(opt, "-quiet")) {
@@ -201,6 +211,8 @@ static int parse_args(int argc, char **argv)
 				return -1;
 			}
 		}
+		if (o.restart && i >= argc && !o.n_apps)
+			return 0; /* the program comes from the checkpoint */
 		if (i >= argc || !strcmp(argv[i], ":")) {
 			fprintf(stderr, "mosexec: no program given%s\n", o.n_apps ? " after ':'" : "");
 			return -1;
@@ -218,7 +230,11 @@ static int parse_args(int argc, char **argv)
 		if (i < argc)
 			i++; /* skip ':' */
 	}
-	if (!o.n_apps) {
+	if (o.restart && o.n_apps) {
+		fprintf(stderr, "mosexec: --restart takes no program: the checkpoint holds it\n");
+		return -1;
+	}
+	if (!o.n_apps && !o.restart) {
 		usage(stderr);
 		return -1;
 	}
@@ -565,7 +581,12 @@ int main(int argc, char **argv)
 	}
 	st.base = event_base_new();
 	st.conn = mos_conn_new(st.base, fd, NULL, NULL, on_msg, on_close, NULL);
-	if (!st.base || !st.conn || build_submit(&m)) {
+	int brc = -1;
+	if (o.restart && !mos_msg_init(&m, MOS_MSG_RESTART))
+		brc = mos_msg_put_str(&m, MOS_T_TEXT, o.restart);
+	else if (!o.restart)
+		brc = build_submit(&m);
+	if (!st.base || !st.conn || brc) {
 		fprintf(stderr, "mosexec: out of memory\n");
 		return 1;
 	}
