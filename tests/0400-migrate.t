@@ -108,6 +108,23 @@ ok $? "node1's daemon restarts"
 wait_for 10 no_leftovers
 ok $? "and removes the images the crash left: no leftovers on any node"
 
+# The source daemon dies right after the hand-over: the process runs on at the target.
+vx node0 mosmigrate --force "$job.0" node1 >/dev/null
+vx node1 mosctl fault mig_source_crash
+msg=$(vx node0 mosmigrate --force "$job.0" node3 2>&1)
+ok $? "source crash after the hand-over: the move itself completed ($msg)"
+wait_for 10 sh -c "! kill -0 \$(cat '$vpath/node1/mosd.pid') 2>/dev/null"
+ok $? "node1's daemon is gone"
+before=$(grep -c count "$T_TMP/out")
+wait_for 10 sh -c "[ \$(grep -c count '$T_TMP/out') -gt $((before + 3)) ]"
+like "$(tail -n 1 "$T_TMP/out")" "on node3$" "the process goes on counting on node3, its output still reaches mosexec"
+rm -f "$vpath/node1/mosd.pid"
+mosctl vcluster exec node1 -- setsid mosd --config "$vpath/cluster.yaml" --node node1 \
+	--pidfile "$vpath/node1/mosd.pid" >>"$vpath/node1/mosd.log" 2>&1 </dev/null &
+wait_for 10 test -s "$vpath/node1/mosd.pid"
+vx node0 mosmigrate --force "$job.0" node1 >/dev/null
+ok $? "node1 restarted and takes the process again"
+
 # Post-copy (lazy pages): 100 MiB move with a short freeze, memory intact.
 cc -O2 -o "$T_TMP/mig_load" "$TOP_SRCDIR/bench/mig_load.c" && chmod 755 "$T_TMP/mig_load"
 mosctl vcluster exec node0 -- mosexec -n 1 "$T_TMP/mig_load" 100 400 >"$T_TMP/lazy.out" 2>&1 &

@@ -6,7 +6,7 @@ source "${TOP_SRCDIR:-$(dirname "$0")/..}/tests/lib.sh"
 need_root
 CRIU_BIN=${MOS_CRIU:-/usr/local/sbin/criu}
 [ -x "$CRIU_BIN" ] || skip_all "no criu (scripts/setup.sh builds CRIU 4.2.1)"
-vc_up --nodes 3 --diskless 1 --cpus 2 || exit 1
+vc_up --nodes 3 --diskless 1 --cpus 2 --memory 80M || exit 1
 cat >"$T_TMP/count.sh" <<'S'
 #!/bin/sh
 i=0
@@ -48,6 +48,18 @@ like "$(cat "$T_TMP/e")" "/nonexistent/job.meta: not a checkpoint" "restart from
 vx node0 sh -c 'mkdir -p /var/tmp/fake && echo garbage > /var/tmp/fake/job.meta'
 vx node0 mosexec --restart /var/tmp/fake 2>"$T_TMP/e"
 like "$(cat "$T_TMP/e")" "damaged" "a damaged manifest: refused with a reason"
+# A node without the memory for a process refuses it.
+cc -O2 -o "$T_TMP/mig_load" "$TOP_SRCDIR/bench/mig_load.c" && chmod 755 "$T_TMP/mig_load"
+mosctl vcluster exec node0 -- mosexec -n 1 "$T_TMP/mig_load" 100 3000 >"$T_TMP/big.out" 2>&1 &
+bpid=$!
+wait_for 20 grep -q "tick 3 " "$T_TMP/big.out"
+bjob=$(job_of mig_load)
+vx node0 mosmigrate --force "$bjob.0" node1 2>"$T_TMP/e"
+like "$(cat "$T_TMP/e")" "node1 has [0-9.]+ MiB of memory free, the process needs 10[0-9.]+ MiB" "a node without enough memory: refused"
+is "$(where_of "$bjob" 0)" node0 "the process stays where it was"
+vx node0 mosctl kill "$bjob"
+wait $bpid 2>/dev/null
+
 useradd -M mosck1 2>/dev/null; at_exit "userdel mosck1"
 vxu mosck1 node0 mosexec --restart /var/tmp/ck-test 2>"$T_TMP/e"
 like "$(cat "$T_TMP/e")" "permission denied|not a checkpoint" "another user cannot restart root's checkpoint"

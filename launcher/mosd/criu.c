@@ -1,6 +1,8 @@
 /* criu.c - asynchronous criu runs and image directories (see criu.h). */
 #include "criu.h"
 #include "log.h"
+#include "mosd.h"
+#include <event2/event.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +19,8 @@ struct run {
 	struct run *next;
 	pid_t pid;
 	pid_t id;      /* the handle the caller has: the pid, or a queue ticket */
+	char **argv;   /* a dump's command, kept for a retry */
+	int tries;
 	criu_done_cb cb;
 	void *arg;
 };
@@ -33,6 +37,7 @@ struct queued {
 	criu_done_cb cb;
 	void *arg;
 	pid_t id;      /* the ticket handed out */
+	int tries;
 };
 static pid_t next_ticket = 0x7f000000;
 static struct queued *q_head, *q_tail;
@@ -113,8 +118,11 @@ static pid_t spawn_dump(char **argv, const int *keep, criu_done_cb cb, void *arg
 {
 	if (!dump_running) {
 		pid_t p = spawn(argv, keep, keep ? 1 : 0, cb, arg);
-		if (p > 0)
+		if (p > 0) {
 			dump_running = p;
+			if (!keep)
+				runs->argv = dup_argv(argv);
+		}
 		return p;
 	}
 	struct queued *q = calloc(1, sizeof(*q));
@@ -158,6 +166,11 @@ static void start_next_dump(void)
 		if (p > 0) {
 			dump_running = p;
 			runs->id = q->id; /* spawn() put it first */
+			runs->tries = q->tries;
+			if (q->keep < 0) {
+				runs->argv = q->argv;
+				q->argv = NULL;
+			}
 		} else
 			q->cb(q->arg, 127 << 8); /* could not start: a failed dump */
 		free_argv(q->argv);
@@ -282,6 +295,54 @@ pid_t criu_restore(const char *dir, const char *const *inherit, const int *fds, 
 	return spawn(argv, fds, n, cb, arg);
 }
 
+/* The parasite makes "proc.crtools" in the dumped process's working
+ * directory; two dumps of processes sharing one (on a shared file tree, from
+ * two nodes) collide there. That failure leaves the process as it was: try
+ * again a little later, a few times. */
+static bool collided(char **argv)
+{
+	char buf[300];
+	for (char **a = argv; a && *a; a++)
+		if (!strcmp(*a, "-D") && a[1]) {
+			criu_log_tail(a[1], "dump.log", buf, sizeof(buf));
+			return strstr(buf, "Can't create a directory (-17)") != NULL;
+		}
+	return false;
+}
+
+static void retry_now(evutil_socket_t fd, short what, void *arg)
+{
+	struct queued *q = arg;
+	q->next = q_head; /* first in line */
+	q_head = q;
+	if (!q_tail)
+		q_tail = q;
+	if (!dump_running)
+		start_next_dump();
+}
+
+static bool retry_later(struct run *r)
+{
+	struct queued *q = calloc(1, sizeof(*q));
+	if (!q)
+		return false;
+	q->argv = r->argv;
+	r->argv = NULL;
+	q->keep = -1;
+	q->cb = r->cb;
+	q->arg = r->arg;
+	q->id = r->id;
+	q->tries = r->tries + 1;
+	struct timeval tv = { 0, 100000 + (long)(mos_rng_next(&mosd.rng) % 300000) };
+	if (event_base_once(mosd.base, -1, EV_TIMEOUT, retry_now, q, &tv)) {
+		r->argv = q->argv;
+		free(q);
+		return false;
+	}
+	pr_info("criu dump collided with another in the same working directory: trying again");
+	return true;
+}
+
 bool criu_reaped(pid_t pid, int wstatus)
 {
 	for (struct run **pp = &runs; *pp; pp = &(*pp)->next) {
@@ -289,7 +350,9 @@ bool criu_reaped(pid_t pid, int wstatus)
 		if (r->pid != pid)
 			continue;
 		*pp = r->next;
-		r->cb(r->arg, wstatus);
+		if (!(wstatus && r->argv && r->tries < 4 && collided(r->argv) && retry_later(r)))
+			r->cb(r->arg, wstatus);
+		free_argv(r->argv);
 		free(r);
 		if (pid == dump_running)
 			start_next_dump();
