@@ -367,6 +367,7 @@ int mos_pmix_register_job(const struct mos_pmix_job *job)
 	strcpy(j->nspace, job->nspace);
 	j->nprocs = job->nprocs;
 	j->this_nodeid = job->this_nodeid;
+	j->uid = job->uid;
 	err = make_dir(job, &j->dir);
 	if (err)
 		goto out_free;

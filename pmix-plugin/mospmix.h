@@ -23,6 +23,86 @@
 
 struct event_base;
 
+/* --- tools: queries and job control (tool.c, query.c, jobctl.c) --------- */
+
+/* Query keys of our own (doc/pmix-scheduler.md), next to PMIx's
+ * PMIX_QUERY_NAMESPACES, PMIX_QUERY_PROC_TABLE, PMIX_QUERY_LOCAL_PROC_TABLE. */
+#define MOS_PMIX_KEY_NODE_LOADS "mosexec.node.loads"	/* array of MOS_PMIX_KEY_NODE */
+#define MOS_PMIX_KEY_NODE "mosexec.node"		/* array: PMIX_HOSTNAME and: */
+#define MOS_PMIX_KEY_LOAD "mosexec.load"		/* uint32: runnable procs x 1000 */
+#define MOS_PMIX_KEY_NCPUS "mosexec.ncpus"		/* uint32 */
+#define MOS_PMIX_KEY_NPROCS "mosexec.nprocs"		/* uint32 */
+#define MOS_PMIX_KEY_AGE_MS "mosexec.age_ms"		/* uint32: age of the figures */
+#define MOS_PMIX_KEY_PROC_TABLE "mosexec.proc.table"	/* array of MOS_PMIX_KEY_PROC */
+#define MOS_PMIX_KEY_PROC "mosexec.proc"		/* array: PMIX_NSPACE, PMIX_RANK,
+							 * PMIX_HOSTNAME, PMIX_PROC_PID,
+							 * PMIX_USERID and: */
+#define MOS_PMIX_KEY_HOME "mosexec.home"		/* string: the job's home node */
+#define MOS_PMIX_KEY_STATE "mosexec.state"		/* string: run stop migrating exited */
+#define MOS_PMIX_KEY_CPU "mosexec.cpu_permille"	/* uint32 */
+#define MOS_PMIX_KEY_RSS "mosexec.rss"			/* uint64: bytes */
+#define MOS_PMIX_KEY_MIGRATIONS "mosexec.migrations"	/* uint32 */
+#define MOS_PMIX_KEY_CMD "mosexec.cmd"			/* string */
+#define MOS_PMIX_KEY_MISSING "mosexec.nodes.missing"	/* string: nodes that did not answer */
+/* Job control: the reason of a refusal, in PMIx_Job_control's results. */
+#define MOS_PMIX_KEY_JCTL_MSG "mosexec.jctrl.msg"
+/* Reserved: moving processes through PMIx (PMIX_ERR_NOT_SUPPORTED for now). */
+#define MOS_PMIX_KEY_JCTL_MIGRATE "mosexec.jctrl.migrate"
+
+/* What a tool's query needs from the host (bits of the NEED argument). */
+#define MOS_PMIX_NEED_PROCS 1u	/* every process of every job, cluster-wide */
+#define MOS_PMIX_NEED_LOADS 2u	/* every node's load */
+
+/* One process as the host knows it. */
+struct mos_pmix_proc_row {
+	const char *nspace;	/* its job's namespace (also for non-MPI jobs) */
+	uint32_t rank;		/* its rank in the job */
+	const char *node;	/* the node it runs on now */
+	const char *home;	/* the job's home node (may be NULL) */
+	const char *cmd;	/* its command line (may be NULL) */
+	const char *state;	/* "run", "stop", "migrating" or "exited" */
+	pid_t pid;		/* on NODE */
+	uid_t uid;
+	uint32_t cpu_permille;	/* of one core, since it started */
+	uint64_t rss;		/* bytes */
+	uint32_t migrations;
+};
+
+/* One node's load as the host knows it. */
+struct mos_pmix_node_load {
+	const char *node;
+	uint32_t load_milli;	/* runnable processes x 1000 */
+	uint32_t ncpus;
+	uint32_t nprocs;
+	uint32_t age_ms;	/* how old the figure is (0: this node) */
+};
+
+/* The answer to MOS_PMIX_NEED_* (what was not asked for may be empty). */
+struct mos_pmix_table {
+	const struct mos_pmix_proc_row *procs;
+	size_t nprocs;
+	const struct mos_pmix_node_load *loads;
+	size_t nloads;
+	const char *missing;	/* nodes that did not answer ("a,b"), or NULL */
+};
+
+/* Job-control actions (PMIx_Job_control directives the library accepts;
+ * every other directive is answered PMIX_ERR_NOT_SUPPORTED by the library). */
+enum mos_pmix_jctl {
+	MOS_PMIX_JCTL_KILL = 1,	/* PMIX_JOB_CTRL_KILL: SIGKILL now */
+	MOS_PMIX_JCTL_TERMINATE,	/* PMIX_JOB_CTRL_TERMINATE: SIGTERM, SIGKILL later */
+	MOS_PMIX_JCTL_SIGNAL,	/* PMIX_JOB_CTRL_SIGNAL: the given signal */
+	MOS_PMIX_JCTL_PAUSE,	/* PMIX_JOB_CTRL_PAUSE: freeze every process */
+	MOS_PMIX_JCTL_RESUME,	/* PMIX_JOB_CTRL_RESUME: thaw them */
+};
+
+#define MOS_PMIX_RANK_ALL UINT32_MAX	/* a target meaning every rank of the job */
+
+struct mos_pmix_target {
+	const char *nspace;
+	uint32_t rank;		/* or MOS_PMIX_RANK_ALL */
+};
+
 /* What the host does for the library. Called on the host loop thread. Every
  * pointer argument is valid only during the call: copy what you keep. */
 struct mos_pmix_host_ops {
@@ -61,6 +141,28 @@ struct mos_pmix_host_ops {
 	 * so "connected, exited, never finalized" means the rank left without
 	 * MPI_Finalize: its peers would wait in the next fence, end the job. */
 	void (*client_finalized)(void *ctx, const char *nspace, uint32_t rank);
+	/* A tool attached (PMIx_tool_init) and was named TOOL; UID/GID are the
+	 * credentials PMIx's security module gave (see tool.c for how far they
+	 * are checked). A notice only; may be NULL. */
+	void (*tool_connected)(void *ctx, const char *tool, uid_t uid, gid_t gid);
+	/* A tool asked PMIx_Query_info for something that needs NEED
+	 * (MOS_PMIX_NEED_* bits). The host gathers it - from every node if it
+	 * must - and calls mos_pmix_query_done(REQ_ID, ...) exactly once, from
+	 * inside this call or later; the library builds the PMIx answer (it
+	 * filters by namespace and node itself). Queries are not restricted by
+	 * user: like ps(1), everyone sees every process. NULL: every query
+	 * answers PMIX_ERR_NOT_SUPPORTED. */
+	void (*query)(void *ctx, uint64_t req_id, unsigned need);
+	/* PMIx_Job_control: do ACTION (SIG for MOS_PMIX_JCTL_SIGNAL) to the
+	 * N TARGETS on behalf of UID - the requesting tool's user as PMIx
+	 * authenticated it at connection, or the owner of the requesting
+	 * client's namespace; never the server's own id. The host checks that
+	 * UID owns every targeted job or is 0, acts, and calls
+	 * mos_pmix_job_control_done(REQ_ID, status, text) exactly once (0,
+	 * -EPERM, -ENOENT no such job, -EINVAL bad rank or signal, -EHOSTDOWN,
+	 * -ETIMEDOUT). NULL: job control answers PMIX_ERR_NOT_SUPPORTED. */
+	void (*job_control)(void *ctx, uint64_t req_id, uid_t uid, enum mos_pmix_jctl action,
+			    int sig, const struct mos_pmix_target *targets, size_t n);
 };
 
 /* mos_pmix_init - start the PMIx server of this process on BASE.
@@ -71,7 +173,9 @@ struct mos_pmix_host_ops {
  * TOOL_SUPPORT accepts PMIx tool connections (PMIx_tool_init with
  * PMIX_SERVER_PIDINFO = this pid; the tool finds TMPDIR/pmix.HOSTNAME.tool.PID
  * only when run with PMIX_HOSTNAME=HOSTNAME and PMIX_SYSTEM_TMPDIR=TMPDIR);
- * query and job control answer PMIX_ERR_NOT_SUPPORTED for now.
+ * the library makes that file readable by everyone (it holds only the
+ * server's URI, which PMIx_tool_init also takes as PMIX_SERVER_URI).
+ * Query and job control go to ops.query / ops.job_control.
  * Once per process. Sets PMIX_MCA_gds=hash in the process environment unless
  * set (no shared-memory store to carry along when a pod moves). The host
  * must ignore SIGPIPE (PMIx writes to sockets of clients that may have
@@ -148,5 +252,16 @@ int mos_pmix_job_fail(const char *nspace, int status);
  * PMIx and remove its job directory. Call after its local ranks are gone.
  * Returns 0 or -ENOENT. */
 int mos_pmix_deregister_job(const char *nspace);
+
+/* mos_pmix_query_done - answer query REQ_ID with STATUS and, on success,
+ * TABLE (read during the call only). Returns 0 or -ENOENT (unknown or
+ * already answered - e.g. failed at fini; harmless). */
+int mos_pmix_query_done(uint64_t req_id, int status, const struct mos_pmix_table *table);
+
+/* mos_pmix_job_control_done - answer job-control request REQ_ID with
+ * STATUS; TEXT (may be NULL) says why: the string "mosexec.jctrl.msg" in
+ * PMIx_Job_control's results (libpmix 4.2's tool side drops results that
+ * come with a failure, so its tools see only the status). 0 or -ENOENT. */
+int mos_pmix_job_control_done(uint64_t req_id, int status, const char *text);
 
 #endif

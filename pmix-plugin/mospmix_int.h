@@ -24,6 +24,7 @@ struct mos_pmix_jobrec {
 	char nspace[PMIX_MAX_NSLEN + 1];
 	uint32_t nprocs;
 	uint32_t this_nodeid;
+	uid_t uid;		/* the ranks' owner: a client's job control acts as it */
 	uint32_t *rank_node;	/* [nprocs] */
 	uint64_t fence_seq;	/* last fence id handed to the host */
 	char *dir;		/* TMPDIR/NSPACE.NODEID, removed on deregister */
@@ -42,6 +43,7 @@ struct mos_pmix_server {
 	int qpipe[2];
 	struct event *qev;
 	struct mos_pmix_jobrec *jobs;
+	uint16_t tool_port;	/* our TCP port (tools and clients), 0 = unknown */
 };
 
 extern struct mos_pmix_server mos_pmix_srv;
@@ -101,10 +103,34 @@ int mos_pmix_dmodex_fail_ns(const char *nspace, int status);
 /* tool.c */
 void mos_pmix_up_tool_connected(pmix_info_t *info, size_t ninfo,
 				pmix_tool_connection_cbfunc_t cbfunc, void *cbdata);
+/* after PMIx_server_init with tool support: rendezvous file, our port */
+void mos_pmix_tool_start(void);
+void mos_pmix_tools_fini(void);
+/* mos_pmix_requester_uid - the uid WHO acts as: a tool's (confirmed at
+ * connection) or, for a client, its job's owner. 0, or -EPERM with *WHY. */
+int mos_pmix_requester_uid(const pmix_proc_t *who, uid_t *uid, const char **why);
+
+/* peercred.c: is every tool connection now waiting for our answer held
+ * by a socket of UID (the kernel's word, not the tool's)? */
+bool mos_pmix_peer_uid_connected(uid_t uid);
+
+/* query.c */
 pmix_status_t mos_pmix_up_query(pmix_proc_t *proct, pmix_query_t *queries, size_t nqueries,
 				pmix_info_cbfunc_t cbfunc, void *cbdata);
+/* answer every query still waiting for the host with an error */
+void mos_pmix_query_fini(void);
+
+/* jobctl.c */
 pmix_status_t mos_pmix_up_job_control(const pmix_proc_t *requestor, const pmix_proc_t targets[],
 				      size_t ntargets, const pmix_info_t directives[],
 				      size_t ndirs, pmix_info_cbfunc_t cbfunc, void *cbdata);
+void mos_pmix_jobctl_fini(void);
+
+/* release callback (PMIx thread) for an info array we handed to PMIx */
+struct mos_pmix_infos {
+	pmix_info_t *info;
+	size_t n;
+};
+void mos_pmix_release_infos(void *cbdata);
 
 #endif

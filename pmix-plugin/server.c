@@ -116,6 +116,8 @@ static int start_pmix(bool tool_support)
 		pr_err("pmix: PMIx_server_init: %s", PMIx_Error_string(rc));
 		return -EIO;
 	}
+	if (tool_support)
+		mos_pmix_tool_start();
 	return 0;
 }
 
@@ -172,8 +174,11 @@ void mos_pmix_fini(void)
 	/* answer what is queued and pending with errors, host ops stay quiet */
 	s->state = MOS_PMIX_STOPPING;
 	mos_pmix_shift_drain();
+	mos_pmix_query_fini();
+	mos_pmix_jobctl_fini();
 	mos_pmix_jobs_fini();
 	PMIx_server_finalize();
+	mos_pmix_tools_fini();
 	s->state = MOS_PMIX_DEAD;
 	mos_pmix_shift_fini();
 	free(s->tmpdir);
@@ -203,6 +208,11 @@ pmix_status_t mos_pmix_to_pmix(int err)
 		return PMIX_ERR_NOMEM;
 	case -EINVAL:
 		return PMIX_ERR_BAD_PARAM;
+	case -EPERM:
+	case -EACCES:
+		return PMIX_ERR_NO_PERMISSIONS;
+	case -ESRCH:
+		return PMIX_ERR_NOT_FOUND;
 	default:
 		return PMIX_ERROR;
 	}
@@ -226,6 +236,8 @@ int mos_pmix_from_pmix(pmix_status_t st)
 		return -ENOMEM;
 	case PMIX_ERR_BAD_PARAM:
 		return -EINVAL;
+	case PMIX_ERR_NO_PERMISSIONS:
+		return -EPERM;
 	default:
 		return -EIO;
 	}
@@ -269,6 +281,15 @@ pmix_status_t mos_pmix_sync_wait(struct mos_pmix_sync *s, pmix_status_t rc)
 void mos_pmix_release_free(void *cbdata)
 {
 	free(cbdata);
+}
+
+void mos_pmix_release_infos(void *cbdata)
+{
+	struct mos_pmix_infos *r = cbdata;
+
+	if (r)
+		PMIX_INFO_FREE(r->info, r->n);
+	free(r);
 }
 
 int mos_pmix_info_timeout(const pmix_info_t info[], size_t ninfo)

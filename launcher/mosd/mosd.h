@@ -177,6 +177,14 @@ void ps_request(struct mos_conn *client, struct mos_msg *m);
 void ps_on_peer_req(struct mos_conn *c, struct mos_msg *m);
 void ps_on_peer_rep(struct mos_msg *m);
 void ps_client_gone(struct mos_conn *c);
+/* ps_collect - gather every node's process rows as ps_request does and call
+ * CB(ARG, ROWS, MISSING) once on the loop (perhaps before this returns):
+ * ROWS is a PS_REP message (per row JOBID first, then RANK UID HOME NODE PID
+ * STATE CPU RSS MIGRATIONS ARGV), NULL if it could not be built; MISSING
+ * names the nodes that did not answer in time ("" if all did). Both valid
+ * during the call only. 0, or -ENOMEM and CB is not called. */
+typedef void (*ps_collect_cb)(void *arg, struct mos_msg *rows, const char *missing);
+int ps_collect(ps_collect_cb cb, void *arg);
 
 /* mosd.c */
 void gossip_on_load(struct mos_msg *m);

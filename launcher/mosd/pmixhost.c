@@ -114,6 +114,9 @@ static const struct mos_pmix_host_ops ops = {
 	.abort = op_abort,
 	.client_connected = op_connected,
 	.client_finalized = op_finalized,
+	.tool_connected = pmixtool_tool_connected,
+	.query = pmixtool_query,
+	.job_control = pmixtool_job_control,
 };
 
 int pmixhost_init(void)
@@ -133,6 +136,7 @@ int pmixhost_init(void)
 
 void pmixhost_fini(void)
 {
+	pmixtool_fini();
 	if (available)
 		mos_pmix_fini();
 	available = false;
@@ -441,6 +445,8 @@ void pmixhost_on_msg(struct mos_msg *m, int from)
 			mos_pmix_dmodex_done(seq, code, d ? d->data : NULL, d ? d->len : 0);
 		break;
 	case MOS_PMIX_ABORT: home_abort(m, nspace); break;
+	case MOS_PMIX_JOBCTL_REQ:
+	case MOS_PMIX_JOBCTL_REP: pmixtool_on_msg(m, from, kind, nspace); break;
 	default:
 		pr_warn("unknown PMIx message kind %u from %s", kind, mosd.conf->nodes[from].name);
 	}

@@ -7,6 +7,7 @@
 #define MOSD_PMIXHOST_H
 
 #include "mosd.h"
+#include "mospmix.h"
 
 /* What a local MPI rank did, reported home with its exit. */
 enum pmix_client_state { PMIX_CL_NONE = 0, PMIX_CL_CONNECTED = 1, PMIX_CL_FINALIZED = 2 };
@@ -22,6 +23,19 @@ int pmixhost_spawn_env(struct mos_msg *m, struct proc *p, char ***envp, char *er
  * the namespace is dropped with its last local rank. */
 enum pmix_client_state pmixhost_proc_gone(struct proc *p);
 void pmixhost_on_msg(struct mos_msg *m, int from);
+
+/* pmixtool.c - PMIx tools: queries and job control (host ops of the
+ * library), and the job-control messages between a tool's node and a job's
+ * home. The kinds extend enum mos_pmix_kind (msg.h) and travel only between
+ * pmixtool.c instances. */
+enum { MOS_PMIX_JOBCTL_REQ = 16, MOS_PMIX_JOBCTL_REP };
+struct mos_pmix_target;
+void pmixtool_query(void *ctx, uint64_t req, unsigned need);
+void pmixtool_job_control(void *ctx, uint64_t req, uid_t uid, enum mos_pmix_jctl action, int sig,
+			  const struct mos_pmix_target *targets, size_t n);
+void pmixtool_tool_connected(void *ctx, const char *tool, uid_t uid, gid_t gid);
+void pmixtool_on_msg(struct mos_msg *m, int from, unsigned kind, const char *nspace);
+void pmixtool_fini(void);
 
 /* home side (job.c): the MPI description of a job, added to each SPAWN. */
 void pmixhost_put_spawn(struct job *j, uint32_t rank, struct mos_msg *s);

@@ -1,7 +1,7 @@
-/* ps.c - the cluster's process table: a local user's PS_REQ fans out to
- * every node not known dead; each answers with the processes it runs; the
- * rows are merged and returned within a bounded time, naming nodes that did
- * not answer. */
+/* ps.c - the cluster's process table: a local user's PS_REQ (or mosd's own
+ * ps_collect(), for PMIx tools) fans out to every node not known dead; each
+ * answers with the processes it runs; the rows are merged and returned
+ * within a bounded time, naming nodes that did not answer. */
 #include "mosd.h"
 #include "log.h"
 #include "util.h"
@@ -18,6 +18,8 @@ struct ps_req {
 	struct ps_req *next;
 	uint64_t seq;
 	struct mos_conn *client;
+	ps_collect_cb cb;             /* instead of a client: ps_collect() */
+	void *cb_arg;
 	struct mos_msg rows;
 	bool *answered;
 	size_t pending;
@@ -27,6 +29,36 @@ struct ps_req {
 static struct ps_req *reqs;
 static uint64_t ps_seq;
 
+static size_t missing_nodes(struct ps_req *r, char *missing, size_t len)
+{
+	size_t off = 0;
+	missing[0] = 0;
+	for (size_t i = 0; i < mosd.conf->n_nodes; i++)
+		if (!r->answered[i] && off < len - 70)
+			off += (size_t)snprintf(missing + off, len - off, "%s%s", off ? "," : "",
+					       mosd.conf->nodes[i].name);
+	return off;
+}
+
+/* ps_collect's caller gets the rows as a decoded message, like a client. */
+static void ps_finish_cb(struct ps_req *r)
+{
+	char missing[1024], err[128];
+	struct mos_msg copy;
+	missing_nodes(r, missing, sizeof(missing));
+	mos_msg_finish(&r->rows, 0);
+	uint8_t *frame = malloc(r->rows.len);
+	if (frame) {
+		memcpy(frame, r->rows.buf, r->rows.len);
+		if (!mos_msg_decode(&copy, frame, r->rows.len, err, sizeof(err))) {
+			r->cb(r->cb_arg, &copy, missing);
+			mos_msg_free(&copy);
+			return;
+		}
+	}
+	r->cb(r->cb_arg, NULL, missing);
+}
+
 static void req_finish(struct ps_req *r)
 {
 	for (struct ps_req **pp = &reqs; *pp; pp = &(*pp)->next)
@@ -35,16 +67,14 @@ static void req_finish(struct ps_req *r)
 			break;
 		}
 	if (r->client) {
-		char missing[1024] = "";
-		size_t off = 0;
-		for (size_t i = 0; i < mosd.conf->n_nodes; i++)
-			if (!r->answered[i] && off < sizeof(missing) - 70)
-				off += (size_t)snprintf(missing + off, sizeof(missing) - off, "%s%s", off ? "," : "",
-						       mosd.conf->nodes[i].name);
+		char missing[1024];
+		size_t off = missing_nodes(r, missing, sizeof(missing));
 		if (off)
 			mos_msg_put_str(&r->rows, MOS_T_TEXT, missing);
 		mos_conn_send(r->client, &r->rows);
 	}
+	if (r->cb)
+		ps_finish_cb(r);
 	event_free(r->timer);
 	mos_msg_free(&r->rows);
 	free(r->answered);
@@ -60,17 +90,44 @@ void ps_client_gone(struct mos_conn *c)
 			r->client = NULL;
 }
 
-void ps_request(struct mos_conn *client, struct mos_msg *m)
+static struct ps_req *req_new(void)
 {
 	struct ps_req *r = calloc(1, sizeof(*r));
 	if (!r || !(r->answered = calloc(mosd.conf->n_nodes, sizeof(bool))) || mos_msg_init(&r->rows, MOS_MSG_PS_REP)) {
 		free(r ? r->answered : NULL);
 		free(r);
+		return NULL;
+	}
+	return r;
+}
+
+static void req_start(struct ps_req *r);
+
+void ps_request(struct mos_conn *client, struct mos_msg *m)
+{
+	struct ps_req *r = req_new();
+	if (!r) {
 		mos_conn_send_error(client, -ENOMEM, "out of memory");
 		return;
 	}
-	r->seq = ++ps_seq;
 	r->client = client;
+	req_start(r);
+}
+
+int ps_collect(ps_collect_cb cb, void *arg)
+{
+	struct ps_req *r = req_new();
+	if (!r)
+		return -ENOMEM;
+	r->cb = cb;
+	r->cb_arg = arg;
+	req_start(r);
+	return 0;
+}
+
+static void req_start(struct ps_req *r)
+{
+	r->seq = ++ps_seq;
 	r->timer = evtimer_new(mosd.base, on_timeout, r);
 	struct timeval tv = { PS_TIMEOUT_MS / 1000, (PS_TIMEOUT_MS % 1000) * 1000 };
 	evtimer_add(r->timer, &tv);

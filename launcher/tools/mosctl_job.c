@@ -1,4 +1,5 @@
-/* mosctl_job.c - job control from the command line: ps, signal, kill. */
+/* mosctl_job.c - job control through mosd's own socket: the fallback of
+ * mosctl_pmix.c when no PMIx server of mosd is found; fault injection. */
 #include "mosctl.h"
 #include "mosps.h"
 #include "msg.h"
@@ -10,18 +11,12 @@
 #include <string.h>
 #include <unistd.h>
 
-int mosctl_ps(int argc, char **argv)
+int mosctl_sock_ps(uint32_t job)
 {
-	uint32_t job = 0;
-	int64_t rank;
-	if (argc > 2 || (argc == 2 && mos_parse_job_rank(argv[1], &job, &rank))) {
-		fprintf(stderr, "usage: mosctl ps [JOB]\n");
-		return 2;
-	}
 	return mosps_print(stdout, job, 0);
 }
 
-static int send_signal(const char *who, const char *target, int sig)
+int mosctl_sock_signal(const char *who, const char *target, int sig)
 {
 	uint32_t job;
 	int64_t rank;
@@ -63,29 +58,6 @@ static int send_signal(const char *who, const char *target, int sig)
 	free(text);
 	mos_msg_free(&m);
 	return 0;
-}
-
-int mosctl_signal(int argc, char **argv)
-{
-	if (argc != 3) {
-		fprintf(stderr, "usage: mosctl signal JOB[.RANK] SIGNAL\n");
-		return 2;
-	}
-	int sig = mos_sig_parse(argv[2]);
-	if (sig < 0) {
-		fprintf(stderr, "mosctl signal: '%s' is not a signal\n", argv[2]);
-		return 2;
-	}
-	return send_signal("signal", argv[1], sig);
-}
-
-int mosctl_kill(int argc, char **argv)
-{
-	if (argc != 2) {
-		fprintf(stderr, "usage: mosctl kill JOB[.RANK]\n");
-		return 2;
-	}
-	return send_signal("kill", argv[1], SIGKILL);
 }
 
 int mosctl_fault(int argc, char **argv)
