@@ -199,3 +199,36 @@ int mos_sync_recv(int fd, struct mos_msg *m, char *err, size_t errlen)
 	}
 	return mos_msg_decode(m, frame, MOS_MSG_HDR_LEN + len, err, errlen);
 }
+
+int mos_ask(const char *who, struct mos_msg *req, const char *ok_text)
+{
+	struct mos_msg rep;
+	char err[256];
+	const char *path = mos_local_socket_path();
+	int fd = mos_unix_connect(path), rc;
+	if (fd < 0) {
+		mos_msg_free(req);
+		fprintf(stderr, "%s: cannot reach mosd at %s: %s (is mosd running on this node?)\n", who, path,
+			strerror(-fd));
+		return 1;
+	}
+	rc = mos_sync_send(fd, req);
+	mos_msg_free(req);
+	if (!rc)
+		rc = mos_sync_recv(fd, &rep, err, sizeof(err));
+	close(fd);
+	if (rc) {
+		fprintf(stderr, "%s: no answer from mosd: %s\n", who, rc == -EBADMSG ? err : strerror(-rc));
+		return 1;
+	}
+	int32_t code = -EPROTO;
+	mos_msg_get_i32(&rep, MOS_T_CODE, &code);
+	char *text = mos_msg_get_str(&rep, MOS_T_TEXT);
+	if (code)
+		fprintf(stderr, "%s: %s\n", who, text ? text : strerror(-code));
+	else if (ok_text)
+		printf("%s\n", text ? text : ok_text);
+	free(text);
+	mos_msg_free(&rep);
+	return code ? 1 : 0;
+}

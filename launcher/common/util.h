@@ -36,4 +36,10 @@ int mos_sync_send(int fd, struct mos_msg *m);
 /* mos_sync_recv - read one frame into M (decoded). 0, -EPIPE at EOF, or -errno. */
 int mos_sync_recv(int fd, struct mos_msg *m, char *err, size_t errlen);
 
+/* mos_ask - send REQ (freed here) to this node's mosd and wait for its
+ * REPLY/ERROR {CODE, TEXT}. Prints "WHO: TEXT" on stderr when CODE is not 0,
+ * the TEXT (or OK_TEXT) on stdout when it is 0 and OK_TEXT is not NULL.
+ * Returns the exit status for a CLI: 0, or 1. */
+int mos_ask(const char *who, struct mos_msg *req, const char *ok_text);
+
 #endif

@@ -14,7 +14,6 @@ int mosctl_checkpoint(int argc, char **argv)
 	uint32_t job;
 	int64_t rank;
 	struct mos_msg m;
-	char err[256];
 	if (argc < 2 || argc > 3 || mos_parse_job_rank(argv[1], &job, &rank) || rank >= 0) {
 		fprintf(stderr, "usage: mosctl checkpoint JOB [DIR]   (DIR: a new absolute path on the node that keeps it;\n"
 				"       default STATE_DIR/checkpoints/jobJOB-TIME on the job's home, or the first full node)\n");
@@ -24,34 +23,11 @@ int mosctl_checkpoint(int argc, char **argv)
 		fprintf(stderr, "mosctl checkpoint: DIR must be an absolute path\n");
 		return 2;
 	}
-	int fd = mos_unix_connect(mos_local_socket_path()), rc;
-	if (fd < 0) {
-		fprintf(stderr, "mosctl: cannot reach mosd at %s: %s\n", mos_local_socket_path(), strerror(-fd));
-		return 1;
-	}
 	if (mos_msg_init(&m, MOS_MSG_CKPT))
 		return 1;
 	mos_msg_put_u32(&m, MOS_T_JOBID, job);
 	mos_msg_put_u32(&m, MOS_T_KIND, 0);
 	if (argc == 3)
 		mos_msg_put_str(&m, MOS_T_TEXT, argv[2]);
-	rc = mos_sync_send(fd, &m);
-	mos_msg_free(&m);
-	if (!rc)
-		rc = mos_sync_recv(fd, &m, err, sizeof(err));
-	close(fd);
-	if (rc) {
-		fprintf(stderr, "mosctl checkpoint: no answer from mosd: %s\n", rc == -EBADMSG ? err : strerror(-rc));
-		return 1;
-	}
-	int32_t code = -EPROTO;
-	mos_msg_get_i32(&m, MOS_T_CODE, &code);
-	char *text = mos_msg_get_str(&m, MOS_T_TEXT);
-	if (code)
-		fprintf(stderr, "mosctl checkpoint: %s\n", text ? text : strerror(-code));
-	else
-		printf("%s\n", text ? text : "checkpoint written");
-	free(text);
-	mos_msg_free(&m);
-	return code ? 1 : 0;
+	return mos_ask("mosctl checkpoint", &m, "checkpoint written");
 }

@@ -21,15 +21,9 @@ int mosctl_sock_signal(const char *who, const char *target, int sig)
 	uint32_t job;
 	int64_t rank;
 	struct mos_msg m;
-	char err[256];
 	if (mos_parse_job_rank(target, &job, &rank)) {
 		fprintf(stderr, "mosctl %s: '%s' is not JOB or JOB.RANK\n", who, target);
 		return 2;
-	}
-	int fd = mos_unix_connect(mos_local_socket_path()), rc;
-	if (fd < 0) {
-		fprintf(stderr, "mosctl: cannot reach mosd at %s: %s\n", mos_local_socket_path(), strerror(-fd));
-		return 1;
 	}
 	if (mos_msg_init(&m, MOS_MSG_SIGNAL))
 		return 1;
@@ -37,58 +31,20 @@ int mosctl_sock_signal(const char *who, const char *target, int sig)
 	mos_msg_put_u32(&m, MOS_T_SIG, (uint32_t)sig);
 	if (rank >= 0)
 		mos_msg_put_i32(&m, MOS_T_RANK, (int32_t)rank);
-	rc = mos_sync_send(fd, &m);
-	mos_msg_free(&m);
-	if (!rc)
-		rc = mos_sync_recv(fd, &m, err, sizeof(err));
-	close(fd);
-	if (rc) {
-		fprintf(stderr, "mosctl %s: no answer from mosd: %s\n", who, strerror(-rc));
-		return 1;
-	}
-	int32_t code = -EPROTO;
-	mos_msg_get_i32(&m, MOS_T_CODE, &code);
-	char *text = mos_msg_get_str(&m, MOS_T_TEXT);
-	if (code) {
-		fprintf(stderr, "mosctl %s: job %s: %s\n", who, target, text ? text : strerror(-code));
-		free(text);
-		mos_msg_free(&m);
-		return 1;
-	}
-	free(text);
-	mos_msg_free(&m);
-	return 0;
+	char name[64];
+	snprintf(name, sizeof(name), "mosctl %s", who);
+	return mos_ask(name, &m, NULL);
 }
 
 int mosctl_fault(int argc, char **argv)
 {
 	struct mos_msg m;
-	char err[256];
 	if (argc != 2) {
 		fprintf(stderr, "usage: mosctl fault NAME[,NAME]|clear   (root; arms fault injection in this node's mosd)\n");
 		return 2;
 	}
-	int fd = mos_unix_connect(mos_local_socket_path()), rc;
-	if (fd < 0) {
-		fprintf(stderr, "mosctl: cannot reach mosd at %s: %s\n", mos_local_socket_path(), strerror(-fd));
-		return 1;
-	}
 	if (mos_msg_init(&m, MOS_MSG_FAULT))
 		return 1;
 	mos_msg_put_str(&m, MOS_T_NAME, argv[1]);
-	rc = mos_sync_send(fd, &m);
-	mos_msg_free(&m);
-	if (!rc)
-		rc = mos_sync_recv(fd, &m, err, sizeof(err));
-	close(fd);
-	if (rc)
-		return 1;
-	int32_t code = -EPROTO;
-	mos_msg_get_i32(&m, MOS_T_CODE, &code);
-	char *text = mos_msg_get_str(&m, MOS_T_TEXT);
-	if (code)
-		fprintf(stderr, "mosctl fault: %s\n", text ? text : strerror(-code));
-	free(text);
-	mos_msg_free(&m);
-	return code ? 1 : 0;
+	return mos_ask("mosctl fault", &m, NULL);
 }

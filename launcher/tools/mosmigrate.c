@@ -52,12 +52,6 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	struct mos_msg m;
-	char err[256];
-	int fd = mos_unix_connect(mos_local_socket_path()), rc;
-	if (fd < 0) {
-		fprintf(stderr, "mosmigrate: cannot reach mosd at %s: %s\n", mos_local_socket_path(), strerror(-fd));
-		return 1;
-	}
 	if (mos_msg_init(&m, MOS_MSG_MIGRATE))
 		return 1;
 	if (rank < 0) { /* a bare number is a PID on this node */
@@ -68,23 +62,5 @@ int main(int argc, char **argv)
 	mos_msg_put_u32(&m, MOS_T_RANK, rank < 0 ? 0 : (uint32_t)rank);
 	mos_msg_put_str(&m, MOS_T_NODE, node);
 	mos_msg_put_u32(&m, MOS_T_FLAGS, flags);
-	rc = mos_sync_send(fd, &m);
-	mos_msg_free(&m);
-	if (!rc)
-		rc = mos_sync_recv(fd, &m, err, sizeof(err));
-	close(fd);
-	if (rc) {
-		fprintf(stderr, "mosmigrate: no answer from mosd: %s\n", rc == -EBADMSG ? err : strerror(-rc));
-		return 1;
-	}
-	int32_t code = -EPROTO;
-	mos_msg_get_i32(&m, MOS_T_CODE, &code);
-	char *text = mos_msg_get_str(&m, MOS_T_TEXT);
-	if (code)
-		fprintf(stderr, "mosmigrate: %s\n", text ? text : strerror(-code));
-	else if (!quiet)
-		printf("%s\n", text ? text : "moved");
-	free(text);
-	mos_msg_free(&m);
-	return code ? 1 : 0;
+	return mos_ask("mosmigrate", &m, quiet ? NULL : "moved");
 }
