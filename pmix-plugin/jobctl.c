@@ -1,9 +1,9 @@
 /* jobctl.c - PMIx_Job_control: one action per request (KILL, TERMINATE,
- * SIGNAL, PAUSE, RESUME) for whole namespaces or listed ranks, done by the
- * host on behalf of the requester's uid (a tool's, as confirmed when it
- * attached; never the server's). Every other directive - CHECKPOINT,
- * RESTART, CANCEL, PROVISION, PREEMPTIBLE, a migrate request - answers
- * PMIX_ERR_NOT_SUPPORTED at once. */
+ * SIGNAL, PAUSE, RESUME, CHECKPOINT - into mosexec.ckpt.dir if given) for
+ * whole namespaces or listed ranks, done by the host on behalf of the
+ * requester's uid (a tool's, as confirmed when it attached; never the
+ * server's). Every other directive - RESTART, CANCEL, PROVISION,
+ * PREEMPTIBLE, a migrate request - answers PMIX_ERR_NOT_SUPPORTED at once. */
 #include "mospmix_int.h"
 #include "log.h"
 #include <errno.h>
@@ -19,6 +19,7 @@ static const struct {
 	{ PMIX_JOB_CTRL_SIGNAL, MOS_PMIX_JCTL_SIGNAL },
 	{ PMIX_JOB_CTRL_PAUSE, MOS_PMIX_JCTL_PAUSE },
 	{ PMIX_JOB_CTRL_RESUME, MOS_PMIX_JCTL_RESUME },
+	{ PMIX_JOB_CTRL_CHECKPOINT, MOS_PMIX_JCTL_CHECKPOINT },
 };
 
 struct jctl {
@@ -28,6 +29,7 @@ struct jctl {
 	pmix_proc_t requester;
 	enum mos_pmix_jctl action;
 	int sig;
+	char *dir;		/* CHECKPOINT's mosexec.ckpt.dir, or NULL */
 	pmix_info_cbfunc_t cbfunc;
 	void *cbdata;
 	size_t n;
@@ -42,6 +44,7 @@ static void jctl_free(struct jctl *c)
 {
 	free(c->targets);
 	free(c->names);
+	free(c->dir);
 	free(c);
 }
 
@@ -95,7 +98,7 @@ static void jctl_run(struct mos_pmix_work *w)
 	c->id = ++jctl_seq;
 	c->next = pending;
 	pending = c;
-	ops->job_control(ops->ctx, c->id, uid, c->action, c->sig, c->targets, c->n);
+	ops->job_control(ops->ctx, c->id, uid, c->action, c->sig, c->dir, c->targets, c->n);
 }
 
 /* The one action DIRS ask for; PMIX_ERR_NOT_SUPPORTED for a directive we
@@ -118,6 +121,8 @@ static pmix_status_t parse_dirs(const pmix_info_t dirs[], size_t ndirs, struct j
 				PMIX_VALUE_GET_NUMBER(rc, &d->value, c->sig, int);
 				if (rc != PMIX_SUCCESS || c->sig <= 0 || c->sig >= 65)
 					return PMIX_ERR_BAD_PARAM;
+			} else if (actions[k].action == MOS_PMIX_JCTL_CHECKPOINT && d->value.type == PMIX_STRING) {
+				/* the standard's form: an id for the checkpoint (not kept) */
 			} else if (!PMIX_INFO_TRUE(d)) {
 				break; /* "pause: false" asks for nothing */
 			}
@@ -126,7 +131,14 @@ static pmix_status_t parse_dirs(const pmix_info_t dirs[], size_t ndirs, struct j
 		}
 		if (known || PMIX_CHECK_KEY(d, PMIX_JOB_CTRL_ID))
 			continue;
-		/* checkpoint, restart, cancel, provision, preemptible, migrate... */
+		if (PMIX_CHECK_KEY(d, MOS_PMIX_KEY_CKPT_DIR)) {
+			if (d->value.type != PMIX_STRING || !d->value.data.string || c->dir)
+				return PMIX_ERR_BAD_PARAM;
+			if (!(c->dir = strdup(d->value.data.string)))
+				return PMIX_ERR_NOMEM;
+			continue;
+		}
+		/* restart, cancel, provision, preemptible, migrate... */
 		if (!strncmp(d->key, "pmix.jctrl.", 11) || !strncmp(d->key, "mosexec.jctrl.", 14) ||
 		    PMIX_INFO_IS_REQUIRED(d)) {
 			pr_info("pmix: job control directive %s is not supported", d->key);
@@ -152,8 +164,10 @@ pmix_status_t mos_pmix_up_job_control(const pmix_proc_t *requestor, const pmix_p
 	rc = parse_dirs(directives, ndirs, c);
 	if (rc == PMIX_SUCCESS && (!ntargets || !targets))
 		rc = PMIX_ERR_BAD_PARAM; /* a tool has no namespace of its own to mean */
+	if (rc == PMIX_SUCCESS && c->dir && c->action != MOS_PMIX_JCTL_CHECKPOINT)
+		rc = PMIX_ERR_BAD_PARAM;
 	if (rc != PMIX_SUCCESS) {
-		free(c);
+		jctl_free(c);
 		return rc;
 	}
 	c->targets = calloc(ntargets, sizeof(*c->targets));

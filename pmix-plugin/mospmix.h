@@ -46,6 +46,10 @@ struct event_base;
 #define MOS_PMIX_KEY_MISSING "mosexec.nodes.missing"	/* string: nodes that did not answer */
 /* Job control: the reason of a refusal, in PMIx_Job_control's results. */
 #define MOS_PMIX_KEY_JCTL_MSG "mosexec.jctrl.msg"
+/* Job control: where PMIX_JOB_CTRL_CHECKPOINT writes (string: an absolute
+ * directory on the full node that takes the checkpoint; default: one under
+ * mosd's state directory). The answer's mosexec.jctrl.msg says where. */
+#define MOS_PMIX_KEY_CKPT_DIR "mosexec.ckpt.dir"
 /* Reserved: moving processes through PMIx (PMIX_ERR_NOT_SUPPORTED for now). */
 #define MOS_PMIX_KEY_JCTL_MIGRATE "mosexec.jctrl.migrate"
 
@@ -94,6 +98,8 @@ enum mos_pmix_jctl {
 	MOS_PMIX_JCTL_SIGNAL,	/* PMIX_JOB_CTRL_SIGNAL: the given signal */
 	MOS_PMIX_JCTL_PAUSE,	/* PMIX_JOB_CTRL_PAUSE: freeze every process */
 	MOS_PMIX_JCTL_RESUME,	/* PMIX_JOB_CTRL_RESUME: thaw them */
+	MOS_PMIX_JCTL_CHECKPOINT,	/* PMIX_JOB_CTRL_CHECKPOINT: a restartable
+					 * checkpoint of the whole job */
 };
 
 #define MOS_PMIX_RANK_ALL UINT32_MAX	/* a target meaning every rank of the job */
@@ -153,16 +159,17 @@ struct mos_pmix_host_ops {
 	 * user: like ps(1), everyone sees every process. NULL: every query
 	 * answers PMIX_ERR_NOT_SUPPORTED. */
 	void (*query)(void *ctx, uint64_t req_id, unsigned need);
-	/* PMIx_Job_control: do ACTION (SIG for MOS_PMIX_JCTL_SIGNAL) to the
-	 * N TARGETS on behalf of UID - the requesting tool's user as PMIx
+	/* PMIx_Job_control: do ACTION (SIG for MOS_PMIX_JCTL_SIGNAL; DIR, or
+	 * NULL, for MOS_PMIX_JCTL_CHECKPOINT) to the N TARGETS on behalf of UID - the requesting tool's user as PMIx
 	 * authenticated it at connection, or the owner of the requesting
 	 * client's namespace; never the server's own id. The host checks that
 	 * UID owns every targeted job or is 0, acts, and calls
 	 * mos_pmix_job_control_done(REQ_ID, status, text) exactly once (0,
 	 * -EPERM, -ENOENT no such job, -EINVAL bad rank or signal, -EHOSTDOWN,
-	 * -ETIMEDOUT). NULL: job control answers PMIX_ERR_NOT_SUPPORTED. */
+	 * -ETIMEDOUT); TEXT, also with 0, goes to the tool as
+	 * mosexec.jctrl.msg. NULL: job control answers PMIX_ERR_NOT_SUPPORTED. */
 	void (*job_control)(void *ctx, uint64_t req_id, uid_t uid, enum mos_pmix_jctl action,
-			    int sig, const struct mos_pmix_target *targets, size_t n);
+			    int sig, const char *dir, const struct mos_pmix_target *targets, size_t n);
 };
 
 /* mos_pmix_init - start the PMIx server of this process on BASE.
@@ -259,9 +266,10 @@ int mos_pmix_deregister_job(const char *nspace);
 int mos_pmix_query_done(uint64_t req_id, int status, const struct mos_pmix_table *table);
 
 /* mos_pmix_job_control_done - answer job-control request REQ_ID with
- * STATUS; TEXT (may be NULL) says why: the string "mosexec.jctrl.msg" in
- * PMIx_Job_control's results (libpmix 4.2's tool side drops results that
- * come with a failure, so its tools see only the status). 0 or -ENOENT. */
+ * STATUS; TEXT (may be NULL) says why, or what was done: the string
+ * "mosexec.jctrl.msg" in PMIx_Job_control's results (libpmix 4.2's tool side
+ * drops results that come with a failure, so its tools see only the
+ * status). 0 or -ENOENT. */
 int mos_pmix_job_control_done(uint64_t req_id, int status, const char *text);
 
 #endif

@@ -73,6 +73,57 @@ static bool safe_dir(const char *dir)
 	return dir[0] == '/' && !strstr(dir, "/../") && !strstr(dir, "/./") && strlen(dir) < PATH_MAX - 64;
 }
 
+struct ckpt_wait { /* where a PMIx tool asked a checkpoint: SEQ -> callback */
+	struct ckpt_wait *next;
+	uint64_t seq;	/* high bit set: never one of local.c's client SEQs */
+	void (*done)(void *arg, int code, const char *text);
+	void *arg;
+};
+static struct ckpt_wait *waits;
+static uint64_t wait_seq;
+
+int ckpt_request(uint32_t jobid, uid_t uid, const char *dir, void (*done)(void *, int, const char *), void *arg)
+{
+	struct mos_msg r; /* a JOBID of no node: peer_send says -EINVAL */
+	struct ckpt_wait *w = calloc(1, sizeof(*w));
+	if (!w || mos_msg_init(&r, MOS_MSG_CKPT))
+		return free(w), -ENOMEM;
+	*w = (struct ckpt_wait){ waits, (1ULL << 63) | ++wait_seq, done, arg };
+	waits = w;
+	mos_msg_put_u32(&r, MOS_T_JOBID, jobid);
+	mos_msg_put_u32(&r, MOS_T_KIND, 0);
+	mos_msg_put_u32(&r, MOS_T_UID, (uint32_t)uid);
+	mos_msg_put_u64(&r, MOS_T_SEQ, w->seq);
+	mos_msg_put_str(&r, MOS_T_NAME, mosd.self->name);
+	if (dir && *dir)
+		mos_msg_put_str(&r, MOS_T_TEXT, dir);
+	int rc = peer_send((int)mos_jobid_home(jobid), &r); /* to ourselves: answered inside */
+	mos_msg_free(&r);
+	if (rc) /* not sent, so not answered: W is still first */
+		waits = w->next, free(w);
+	return rc;
+}
+
+bool ckpt_on_reply(struct mos_msg *m)
+{
+	uint64_t seq = 0;
+	mos_msg_get_u64(m, MOS_T_SEQ, &seq);
+	for (struct ckpt_wait **pp = &waits; (seq >> 63) && *pp; pp = &(*pp)->next) {
+		struct ckpt_wait *w = *pp;
+		if (w->seq != seq)
+			continue;
+		*pp = w->next;
+		int32_t code = 0;
+		mos_msg_get_i32(m, MOS_T_CODE, &code);
+		char *text = mos_msg_get_str(m, MOS_T_TEXT);
+		w->done(w->arg, code, text);
+		free(text);
+		free(w);
+		break;
+	}
+	return seq >> 63;
+}
+
 /* --- the home: ordering a checkpoint ---------------------------------------- */
 
 static int ckpt_check(struct job *j, uint32_t uid, char *err, size_t len)

@@ -85,6 +85,8 @@ void local_on_reply(struct mos_msg *m)
 {
 	uint64_t seq = 0;
 	int32_t code = 0;
+	if (ckpt_on_reply(m)) /* a PMIx tool's checkpoint */
+		return;
 	mos_msg_get_u64(m, MOS_T_SEQ, &seq);
 	mos_msg_get_i32(m, MOS_T_CODE, &code);
 	for (struct pending **pp = &pendings; *pp; pp = &(*pp)->next) {

@@ -31,7 +31,7 @@ void pmixhost_on_msg(struct mos_msg *m, int from);
 enum { MOS_PMIX_JOBCTL_REQ = 16, MOS_PMIX_JOBCTL_REP };
 struct mos_pmix_target;
 void pmixtool_query(void *ctx, uint64_t req, unsigned need);
-void pmixtool_job_control(void *ctx, uint64_t req, uid_t uid, enum mos_pmix_jctl action, int sig,
+void pmixtool_job_control(void *ctx, uint64_t req, uid_t uid, enum mos_pmix_jctl action, int sig, const char *dir,
 			  const struct mos_pmix_target *targets, size_t n);
 void pmixtool_tool_connected(void *ctx, const char *tool, uid_t uid, gid_t gid);
 void pmixtool_on_msg(struct mos_msg *m, int from, unsigned kind, const char *nspace);

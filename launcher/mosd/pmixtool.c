@@ -2,20 +2,24 @@
  * get the cluster's process table (ps.c's fan-out) and the gossip view's
  * loads; job control goes to each job's home, which checks the tool's uid
  * and signals the ranks: KILL, TERMINATE (TERM, KILL after a grace time),
- * SIGNAL, PAUSE (STOP), RESUME (CONT). Every job is namespace
- * "mosexec.<jobid>", serial jobs too. See doc/pmix-scheduler.md. */
+ * SIGNAL, PAUSE (STOP), RESUME (CONT); CHECKPOINT is ckpt.c's, as for
+ * `mosctl checkpoint`. Every job is namespace "mosexec.<jobid>", serial jobs
+ * too. See doc/pmix-scheduler.md. */
 #include "pmixhost.h"
+#include "ckpt.h"
 #include "log.h"
 #include "mospmix.h"
 #include "util.h"
 #include <errno.h>
 #include <event2/event.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define JCTL_TIMEOUT_S 10	/* a home that does not answer */
+#define CKPT_TIMEOUT_S 600	/* nor a checkpoint (images of every rank) */
 #define TERM_GRACE_S 5		/* TERMINATE: SIGKILL after this long */
 
 /* --- queries ---------------------------------------------------------------- */
@@ -300,17 +304,54 @@ static void jreq_free(struct jreq *q)
 	free(q);
 }
 
-/* One target answered: the first error wins. */
+/* One target answered: the first error wins; what successes say (where a
+ * checkpoint went) is kept while none failed. */
 static void jreq_sub_done(struct jreq *q, int status, const char *text)
 {
 	if (status && !q->status) {
 		q->status = status;
 		snprintf(q->text, sizeof(q->text), "%s", text && *text ? text : strerror(-status));
+	} else if (!status && !q->status && text && *text) {
+		size_t l = strlen(q->text);
+		snprintf(q->text + l, sizeof(q->text) - l, "%s%s", l ? "; " : "", text);
 	}
 	if (--q->left)
 		return;
-	mos_pmix_job_control_done(q->req, q->status, q->status ? q->text : NULL);
+	mos_pmix_job_control_done(q->req, q->status, q->text[0] ? q->text : NULL);
 	jreq_free(q);
+}
+
+static struct jreq *jreq_find(uint64_t seq)
+{
+	struct jreq *q = jreqs;
+	while (q && q->seq != seq)
+		q = q->next;
+	return q;
+}
+
+/* ckpt_request's answer for target ARG (the jreq's SEQ: it may be gone). */
+static void ckpt_done(void *arg, int code, const char *text)
+{
+	struct jreq *q = jreq_find((uint64_t)(uintptr_t)arg);
+	if (q)
+		jreq_sub_done(q, code, text);
+}
+
+static void checkpoint(struct jreq *q, uint32_t jobid, const struct mos_pmix_target *t, uid_t uid, const char *dir,
+		       size_t n)
+{
+	int rc = -EINVAL;
+	char text[160];
+	if (t->rank != MOS_PMIX_RANK_ALL)
+		snprintf(text, sizeof(text), "a checkpoint is of a whole job: target %s with PMIX_RANK_WILDCARD",
+			 t->nspace);
+	else if (dir && *dir && n > 1)
+		snprintf(text, sizeof(text), "one checkpoint directory (%s) for %zu jobs", MOS_PMIX_KEY_CKPT_DIR, n);
+	else if ((rc = ckpt_request(jobid, uid, dir, ckpt_done, (void *)(uintptr_t)q->seq)))
+		snprintf(text, sizeof(text), "cannot ask the home of job %u for a checkpoint: %s", jobid,
+			 strerror(-rc));
+	if (rc)
+		jreq_sub_done(q, rc, text);
 }
 
 static void jreq_timeout(evutil_socket_t fd, short what, void *arg)
@@ -350,9 +391,7 @@ static void send_jctl(int to, unsigned kind, const char *nspace, uint64_t seq, u
 	int rc = peer_send(to, &m);
 	mos_msg_free(&m);
 	if (rc && kind == MOS_PMIX_JOBCTL_REQ) {
-		struct jreq *q = jreqs;
-		while (q && q->seq != seq)
-			q = q->next;
+		struct jreq *q = jreq_find(seq);
 		char why[160];
 		snprintf(why, sizeof(why), "cannot reach node %s, the home of job %s", mosd.conf->nodes[to].name, nspace);
 		if (q)
@@ -360,11 +399,11 @@ static void send_jctl(int to, unsigned kind, const char *nspace, uint64_t seq, u
 	}
 }
 
-void pmixtool_job_control(void *ctx, uint64_t req, uid_t uid, enum mos_pmix_jctl action, int sig,
+void pmixtool_job_control(void *ctx, uint64_t req, uid_t uid, enum mos_pmix_jctl action, int sig, const char *dir,
 			  const struct mos_pmix_target *targets, size_t n)
 {
 	struct jreq *q = calloc(1, sizeof(*q));
-	struct timeval tv = { JCTL_TIMEOUT_S, 0 };
+	struct timeval tv = { action == MOS_PMIX_JCTL_CHECKPOINT ? CKPT_TIMEOUT_S : JCTL_TIMEOUT_S, 0 };
 	if (!q || !(q->timer = evtimer_new(mosd.base, jreq_timeout, q))) {
 		free(q);
 		mos_pmix_job_control_done(req, -ENOMEM, NULL);
@@ -385,7 +424,9 @@ void pmixtool_job_control(void *ctx, uint64_t req, uid_t uid, enum mos_pmix_jctl
 			continue;
 		}
 		unsigned home = mos_jobid_home(jobid);
-		if (&mosd.conf->nodes[home] == mosd.self) {
+		if (action == MOS_PMIX_JCTL_CHECKPOINT) {
+			checkpoint(q, jobid, &targets[i], uid, dir, n);
+		} else if (&mosd.conf->nodes[home] == mosd.self) {
 			int rc = apply(jobid, targets[i].rank, uid, action, sig, text, sizeof(text));
 			jreq_sub_done(q, rc, text);
 		} else {
@@ -416,9 +457,7 @@ void pmixtool_on_msg(struct mos_msg *m, int from, unsigned kind, const char *nsp
 		send_jctl(from, MOS_PMIX_JOBCTL_REP, nspace, seq, MOS_PMIX_RANK_ALL, rc, 0, uid, rc ? text : NULL);
 		return;
 	}
-	struct jreq *q = jreqs;
-	while (q && q->seq != seq)
-		q = q->next;
+	struct jreq *q = jreq_find(seq);
 	if (!q)
 		return; /* timed out already */
 	char *text = mos_msg_get_str(m, MOS_T_TEXT);
