@@ -44,6 +44,8 @@ struct mos_conn {
 	void *arg, *data;
 	bool closing, in_cb, dead;
 	char last_err[256];           /* why the last frame was refused */
+	void (*drain_cb)(void *arg);
+	void *drain_arg;
 };
 
 static void conn_fail(struct mos_conn *c, int err)
@@ -294,6 +296,8 @@ static void on_write(struct bufferevent *bev, void *arg)
 	c->in_cb = true;
 	if (c->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 		conn_fail(c, 0);
+	else if (c->drain_cb && c->state != CS_CLOSED)
+		c->drain_cb(c->drain_arg);
 	leave(c);
 }
 
@@ -431,6 +435,13 @@ bool mos_conn_is_authenticated(const struct mos_conn *c) { return c->authed && c
 bool mos_conn_is_closed(const struct mos_conn *c) { return c->state == CS_CLOSED || c->closing; }
 void *mos_conn_get_data(const struct mos_conn *c) { return c->data; }
 void mos_conn_set_data(struct mos_conn *c, void *data) { c->data = data; }
+void mos_conn_on_drain(struct mos_conn *c, void (*cb)(void *arg), void *arg, size_t low)
+{
+	c->drain_cb = cb;
+	c->drain_arg = arg;
+	bufferevent_setwatermark(c->bev, EV_WRITE, cb ? low : 0, 0);
+}
+
 size_t mos_conn_output_pending(const struct mos_conn *c)
 {
 	return evbuffer_get_length(bufferevent_get_output(c->bev));

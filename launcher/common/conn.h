@@ -52,6 +52,10 @@ int mos_conn_peercred(const struct mos_conn *c, pid_t *pid, uid_t *uid, gid_t *g
 void *mos_conn_get_data(const struct mos_conn *c);
 void mos_conn_set_data(struct mos_conn *c, void *data);
 size_t mos_conn_output_pending(const struct mos_conn *c);
+/* mos_conn_on_drain - call CB(ARG) whenever the output queue has drained to
+ * LOW bytes or less (CB NULL: stop). For senders of bulk data that keep only
+ * a few megabytes queued. */
+void mos_conn_on_drain(struct mos_conn *c, void (*cb)(void *arg), void *arg, size_t low);
 
 /* mos_key_load - read a 32-byte (or longer, hashed) key file that only root
  * may read. 0 or -errno; a message in err. */

@@ -34,6 +34,11 @@ struct mig_out { /* source side, hangs off its proc */
 	size_t bytes;
 	struct event *timer;
 	pid_t dump_pid;             /* criu dump, while it runs */
+	DIR *x_dir;                 /* the image transfer: directory, file, buffer */
+	int x_fd, x_files;
+	bool x_first;
+	char x_name[256];
+	uint8_t *x_buf;
 	int lazy_rd;                /* post-copy: criu says "images ready" here */
 	struct event *lazy_ev;
 };
@@ -109,8 +114,11 @@ static void resume_tree(pid_t pid, int depth)
 		closedir(d);
 }
 
+static void xfer_close(struct mig_out *mo);
+
 static void out_free(struct mig_out *mo)
 {
+	xfer_close(mo);
 	if (mo->timer)
 		event_free(mo->timer);
 	if (mo->lazy_ev)
@@ -174,6 +182,7 @@ void mig_source_start(struct mos_msg *m)
 		return;
 	}
 	mo->p = p;
+	mo->x_fd = -1;
 	p->mig = mo;
 	mo->target = target;
 	mo->t0 = mos_now_ms();
@@ -252,55 +261,101 @@ static size_t take_stdin(struct proc *p, uint8_t **buf)
 	return len;
 }
 
-static int send_images(struct mig_out *mo)
+/* Images stream to the target a few megabytes at a time, refilled as the
+ * link drains, so that reading, MAC and sending here overlap with checking
+ * and writing there. */
+#define XFER_QUEUE (8u << 20)
+
+static void xfer_close(struct mig_out *mo)
 {
-	DIR *d = opendir(mo->dir);
+	struct mos_conn *c = peer_conn(mo->target);
+	if (c)
+		mos_conn_on_drain(c, NULL, NULL, 0);
+	if (mo->x_fd >= 0)
+		close(mo->x_fd);
+	mo->x_fd = -1;
+	if (mo->x_dir)
+		closedir(mo->x_dir);
+	mo->x_dir = NULL;
+	free(mo->x_buf);
+	mo->x_buf = NULL;
+}
+
+/* Open the next image file; 0, 1 at the end, or -errno. */
+static int xfer_next_file(struct mig_out *mo)
+{
 	struct dirent *e;
-	int rc = 0, nfiles = 0;
-	uint8_t *buf = malloc(CHUNK);
-	if (!d || !buf) {
-		if (d)
-			closedir(d);
-		free(buf);
-		return -ENOMEM;
-	}
-	while (!rc && (e = readdir(d))) {
+	while ((e = readdir(mo->x_dir))) {
 		size_t l = strlen(e->d_name);
-		if (e->d_name[0] == '.' || (l > 4 && !strcmp(e->d_name + l - 4, ".log")))
+		if (e->d_name[0] == '.' || (l > 4 && !strcmp(e->d_name + l - 4, ".log")) || l >= sizeof(mo->x_name))
 			continue;
-		if (nfiles++ == 3 && fault_injected("mig_xfer_cut")) {
+		if (mo->x_files++ == 3 && fault_injected("mig_xfer_cut")) {
 			peer_drop(mo->target);
-			rc = -ECONNRESET;
-			break;
+			return -ECONNRESET;
 		}
 		char path[PATH_MAX];
 		snprintf(path, sizeof(path), "%s/%s", mo->dir, e->d_name);
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		ssize_t n;
-		bool first = true;
-		while (fd >= 0 && !rc && ((n = read(fd, buf, CHUNK)) > 0 || first)) {
-			struct mos_msg m;
-			first = false;
-			if ((rc = mos_msg_init(&m, MOS_MSG_MIG_DATA)) || (rc = mos_msg_reserve(&m, CHUNK + 512)))
-				break;
-			mos_msg_put_u32(&m, MOS_T_JOBID, mo->p->jobid);
-			mos_msg_put_u32(&m, MOS_T_RANK, mo->p->rank);
-			mos_msg_put_str(&m, MOS_T_NAME, e->d_name);
-			mos_msg_put(&m, MOS_T_DATA, buf, n > 0 ? (size_t)n : 0);
-			rc = peer_send(mo->target, &m);
-			mos_msg_free(&m);
-			mo->bytes += n > 0 ? (size_t)n : 0;
-			if (n <= 0)
-				break;
-		}
-		if (fd >= 0)
-			close(fd);
-		else
-			rc = -errno;
+		if ((mo->x_fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+			return -errno;
+		snprintf(mo->x_name, sizeof(mo->x_name), "%s", e->d_name);
+		mo->x_first = true;
+		return 0;
 	}
-	closedir(d);
-	free(buf);
-	return rc;
+	return 1;
+}
+
+static int xfer_chunk(struct mig_out *mo)
+{
+	struct mos_msg m;
+	ssize_t n = read(mo->x_fd, mo->x_buf, CHUNK);
+	int rc;
+	if (n < 0)
+		return -errno;
+	if (n > 0 || mo->x_first) { /* an empty file still makes a file */
+		if ((rc = mos_msg_init(&m, MOS_MSG_MIG_DATA)) || (rc = mos_msg_reserve(&m, CHUNK + 512)))
+			return rc;
+		mos_msg_put_u32(&m, MOS_T_JOBID, mo->p->jobid);
+		mos_msg_put_u32(&m, MOS_T_RANK, mo->p->rank);
+		mos_msg_put_str(&m, MOS_T_NAME, mo->x_name);
+		mos_msg_put(&m, MOS_T_DATA, mo->x_buf, (size_t)n);
+		rc = peer_send(mo->target, &m);
+		mos_msg_free(&m);
+		if (rc)
+			return rc;
+		mo->bytes += (size_t)n;
+		mo->x_first = false;
+	}
+	if (n == 0) {
+		close(mo->x_fd);
+		mo->x_fd = -1;
+	}
+	return 0;
+}
+
+static void commit(struct mig_out *mo);
+
+static void xfer_more(void *arg)
+{
+	struct mig_out *mo = arg;
+	struct mos_conn *c = peer_conn(mo->target);
+	int rc = 0;
+	mo->sending = true;
+	while (!rc && !mo->link_lost && c && mos_conn_output_pending(c) < XFER_QUEUE) {
+		if (mo->x_fd < 0 && (rc = xfer_next_file(mo)) == 1)
+			break;
+		if (!rc)
+			rc = xfer_chunk(mo);
+	}
+	mo->sending = false;
+	if (!rc && (mo->link_lost || !c))
+		rc = -ECONNRESET;
+	if (rc < 0) {
+		xfer_close(mo);
+		out_fail(mo, rc, "the image transfer broke off");
+	} else if (rc == 1) {
+		xfer_close(mo);
+		commit(mo);
+	}
 }
 
 static void images_ready(struct mig_out *mo);
@@ -343,35 +398,43 @@ static void images_ready(struct mig_out *mo)
 	set_state_out(mo, MIG_SEND);
 	mo->t_sent = mos_now_ms();
 	proc_drain_output(p); /* lines written before the freeze go home from here */
-	mo->sending = true;
-	int rc = send_images(mo);
-	mo->sending = false;
-	if (!rc && mo->link_lost)
-		rc = -ECONNRESET;
-	if (rc) {
-		out_fail(mo, rc, "the image transfer broke off");
+	mo->x_dir = opendir(mo->dir);
+	mo->x_buf = malloc(CHUNK);
+	struct mos_conn *c = peer_conn(mo->target);
+	if (!mo->x_dir || !mo->x_buf || !c) {
+		xfer_close(mo);
+		out_fail(mo, c ? -ENOMEM : -ECONNRESET, c ? "out of memory" : "lost the link to the target node");
 		return;
 	}
+	mos_conn_on_drain(c, xfer_more, mo, 2u << 20);
+	xfer_more(mo);
+}
+
+/* Every image is queued: hand over the rest of the process's state. */
+static void commit(struct mig_out *mo)
+{
+	struct proc *p = mo->p;
+	int rc;
 	uint8_t *in = NULL;
 	size_t in_len = take_stdin(p, &in);
-	struct mos_msg c;
-	if ((rc = mos_msg_init(&c, MOS_MSG_MIG_COMMIT))) {
+	struct mos_msg cm;
+	if ((rc = mos_msg_init(&cm, MOS_MSG_MIG_COMMIT))) {
 		free(in);
 		out_fail(mo, rc, "out of memory");
 		return;
 	}
-	mos_msg_put_u32(&c, MOS_T_JOBID, p->jobid);
-	mos_msg_put_u32(&c, MOS_T_RANK, p->rank);
+	mos_msg_put_u32(&cm, MOS_T_JOBID, p->jobid);
+	mos_msg_put_u32(&cm, MOS_T_RANK, p->rank);
 	for (int i = 0; i < 4; i++)
-		mos_msg_put_str(&c, MOS_T_ARGV, mo->pipes[i]);
-	mos_msg_put(&c, MOS_T_DATA, in, in_len);
-	mos_msg_put_u64(&c, MOS_T_SEQ, p->io_seq);
-	mos_msg_put_u32(&c, MOS_T_FLAGS, ((p->in && !p->in_eof) ? 0 : MIG_COMMIT_STDIN_CLOSED) |
+		mos_msg_put_str(&cm, MOS_T_ARGV, mo->pipes[i]);
+	mos_msg_put(&cm, MOS_T_DATA, in, in_len);
+	mos_msg_put_u64(&cm, MOS_T_SEQ, p->io_seq);
+	mos_msg_put_u32(&cm, MOS_T_FLAGS, ((p->in && !p->in_eof) ? 0 : MIG_COMMIT_STDIN_CLOSED) |
 					     ((mo->flags & MOS_MIG_LAZY) ? MIG_COMMIT_LAZY : 0));
 	if (mo->flags & MOS_MIG_LAZY)
-		mos_msg_put_u32(&c, MOS_T_PORT, mo->port);
-	rc = peer_send(mo->target, &c);
-	mos_msg_free(&c);
+		mos_msg_put_u32(&cm, MOS_T_PORT, mo->port);
+	rc = peer_send(mo->target, &cm);
+	mos_msg_free(&cm);
 	free(in);
 	if (rc) {
 		out_fail(mo, rc, "cannot reach the target node");

@@ -117,6 +117,8 @@ void peer_fini(void);
 int peer_send(int idx, struct mos_msg *m);
 int peer_index(const char *name);
 bool peer_known_dead(int idx);
+/* peer_conn - our current link to node IDX, or NULL (never connects). */
+struct mos_conn *peer_conn(int idx);
 /* peer_drop - close our link to node IDX as if it broke (fault injection). */
 void peer_drop(int idx);
 /* peer_accept - wrap an accepted TCP connection from another daemon. */

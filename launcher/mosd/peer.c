@@ -143,6 +143,11 @@ static void on_out_close(struct mos_conn *c, int err, void *arg)
 	peer_lost(idx);
 }
 
+struct mos_conn *peer_conn(int idx)
+{
+	return idx >= 0 && (size_t)idx < mosd.conf->n_nodes ? mosd.peers[idx].conn : NULL;
+}
+
 void peer_drop(int idx)
 {
 	struct peer *p = &mosd.peers[idx];
