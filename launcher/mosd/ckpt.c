@@ -54,20 +54,6 @@ static struct ckpt_req *reqs;
 static struct ckpt_out *outs;
 static struct import *imports;
 
-static void reply(const char *requester, uint64_t seq, int code, const char *text)
-{
-	struct mos_msg r;
-	int idx = peer_index(requester);
-	if (idx < 0 || mos_msg_init(&r, MOS_MSG_REPLY))
-		return;
-	mos_msg_put_u64(&r, MOS_T_SEQ, seq);
-	mos_msg_put_i32(&r, MOS_T_CODE, code);
-	if (text)
-		mos_msg_put_str(&r, MOS_T_TEXT, text);
-	peer_send(idx, &r);
-	mos_msg_free(&r);
-}
-
 static bool safe_dir(const char *dir)
 {
 	return dir[0] == '/' && !strstr(dir, "/../") && !strstr(dir, "/./") && strlen(dir) < PATH_MAX - 64;
@@ -170,7 +156,7 @@ void ckpt_home_request(struct mos_msg *m)
 	if (!rc && (!(q = calloc(1, sizeof(*q))) || mos_msg_init(&q->meta, MOS_MSG_CKPT_META)))
 		rc = -ENOMEM, snprintf(err, sizeof(err), "out of memory");
 	if (rc) {
-		reply(requester ? requester : "", seq, rc, err);
+		mig_reply_to(requester ? requester : "", seq, rc, err);
 		free(q);
 		goto out;
 	}
@@ -270,7 +256,7 @@ static void home_rank_done(struct mos_msg *m)
 		else
 			snprintf(msg, sizeof(msg), "checkpoint of job %u failed: %s", jobid,
 				 q->failed ? q->why : text ? text : strerror(-code));
-		reply(q->requester, q->seq, q->failed ? q->failed : code, msg);
+		mig_reply_to(q->requester, q->seq, q->failed ? q->failed : code, msg);
 		req_free(q);
 		goto out;
 	}

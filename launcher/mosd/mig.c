@@ -41,7 +41,7 @@ int mig_send_to(int idx, unsigned type, uint32_t jobid, uint32_t rank, int code,
 }
 /* --- home ------------------------------------------------------------------ */
 
-static void reply_to(const char *requester, uint64_t seq, int code, const char *text)
+void mig_reply_to(const char *requester, uint64_t seq, int code, const char *text)
 {
 	struct mos_msg r;
 	int idx = peer_index(requester);
@@ -103,7 +103,7 @@ void mig_home_request(struct mos_msg *m)
 	int rc = home_check(m, &j, &target, err, sizeof(err));
 	if (rc) {
 		pr_info("migration refused: %s", err);
-		reply_to(requester ? requester : "", seq, rc, err);
+		mig_reply_to(requester ? requester : "", seq, rc, err);
 		free(requester);
 		return;
 	}
@@ -118,7 +118,7 @@ void mig_home_request(struct mos_msg *m)
 		mos_msg_free(&o);
 	}
 	if (rc)
-		reply_to(requester ? requester : "", seq, rc, "cannot reach the node the process runs on");
+		mig_reply_to(requester ? requester : "", seq, rc, "cannot reach the node the process runs on");
 	free(requester);
 }
 
@@ -147,7 +147,7 @@ void mig_home_result(struct mos_msg *m)
 		}
 	}
 	if (requester && *requester)
-		reply_to(requester, seq, code, text);
+		mig_reply_to(requester, seq, code, text);
 	free(node);
 	free(text);
 	free(requester);

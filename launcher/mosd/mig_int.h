@@ -19,6 +19,9 @@ void mig_criu_noop(void *arg, int ws);
 int mig_send_to(int idx, unsigned type, uint32_t jobid, uint32_t rank, int code, const char *text);
 /* mig_crash_now - fault injection: this daemon dies on the spot. */
 void mig_crash_now(evutil_socket_t fd, short what, void *arg);
+/* mig_reply_to - REPLY {SEQ, CODE, TEXT} to the node REQUESTER, whose local
+ * client waits for it (local.c routes it). */
+void mig_reply_to(const char *requester, uint64_t seq, int code, const char *text);
 void mig_out_peer_lost(int idx);
 void mig_in_peer_lost(int idx);
 
