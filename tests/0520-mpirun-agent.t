@@ -56,11 +56,10 @@ rc=$?
 ok $((rc == 0)) "an unknown node fails (status $rc)"
 like "$(cat "$T_TMP/err")" "nodeX" "and is named"
 has_nap() { left_on "$1" | grep -q "$T_TMP/nap"; }
-vx node0 sh -c "echo \$\$ >$T_TMP/agent.pid; exec mosrsh node1 $T_TMP/nap 300" &
+vx node0 sh -c "echo \$\$ >$T_TMP/agent.pid; exec mosrsh node1 $T_TMP/nap 300" 2>/dev/null &
 wait_for 10 has_nap node1
 ok $? "a remote command runs on node1"
 kill -9 "$(cat "$T_TMP/agent.pid")"
-{ wait; } 2>/dev/null
 clean_after 10 "killing the agent (SIGKILL) ends the remote command"
 
 # --- mpirun through the agent --------------------------------------------------
@@ -89,6 +88,5 @@ wait_for 30 two_on_node2
 ok $? "a hanging mpirun job has its two ranks on node2"
 is "$(left_on node2 | grep -c ' orted ')" 1 "with its orted on node2"
 kill -9 "$(cat "$T_TMP/mpirun.pid")"
-{ wait; } 2>/dev/null
 clean_after 20 "mpirun killed with SIGKILL: no orted, rank or agent is left on any node"
 done_testing
