@@ -92,6 +92,17 @@ const char *mos_status_str(int ws, char *buf, size_t len)
 	return buf;
 }
 
+const char *mos_size_str(uint64_t b, char *buf, size_t len)
+{
+	if (b >= (1ull << 30))
+		snprintf(buf, len, "%.1fG", (double)b / (double)(1ull << 30));
+	else if (b >= (1ull << 20))
+		snprintf(buf, len, "%.1fM", (double)b / (double)(1ull << 20));
+	else
+		snprintf(buf, len, "%lluK", (unsigned long long)(b >> 10));
+	return buf;
+}
+
 int mos_status_exit_code(int ws)
 {
 	if (WIFEXITED(ws))

@@ -19,6 +19,8 @@ int mos_unix_listen(const char *path);
 int mos_unix_connect(const char *path);
 /* mos_status_str - "exited with status 3" / "killed by signal 9 (Killed)". */
 const char *mos_status_str(int wstatus, char *buf, size_t len);
+/* mos_size_str - BYTES as "812K", "1.5M" or "2.0G" for tables. */
+const char *mos_size_str(uint64_t bytes, char *buf, size_t len);
 /* mos_status_exit_code - the shell-style code: status, or 128+signal. */
 int mos_status_exit_code(int wstatus);
 

@@ -149,16 +149,6 @@ static void warn_missing(const pmix_info_t *res, size_t n)
 			fprintf(stderr, "mosctl: no answer from node(s): %s\n", res[i].value.data.string);
 }
 
-static void rss_str(uint64_t b, char *buf, size_t len)
-{
-	if (b >= (1ull << 30))
-		snprintf(buf, len, "%.1fG", (double)b / (double)(1ull << 30));
-	else if (b >= (1ull << 20))
-		snprintf(buf, len, "%.1fM", (double)b / (double)(1ull << 20));
-	else
-		snprintf(buf, len, "%lluK", (unsigned long long)(b >> 10));
-}
-
 static void print_procs(const pmix_data_array_t *rows)
 {
 	const pmix_info_t *r = rows->array;
@@ -182,7 +172,7 @@ static void print_procs(const pmix_data_array_t *rows)
 			snprintf(user, sizeof(user), "%s", pw->pw_name);
 		else
 			snprintf(user, sizeof(user), "%u", (unsigned)uid);
-		rss_str(fnum(p, MOS_PMIX_KEY_RSS), rss, sizeof(rss));
+		mos_size_str(fnum(p, MOS_PMIX_KEY_RSS), rss, sizeof(rss));
 		printf("%-8s %5u %-10s %-10s %-10s %7u %-9s %5.1f %7s %4u %s\n",
 		       strncmp(ns, "mosexec.", 8) ? ns : ns + 8, (unsigned)fnum(p, PMIX_RANK), user,
 		       fstr(p, MOS_PMIX_KEY_HOME), fstr(p, PMIX_HOSTNAME), (unsigned)fnum(p, PMIX_PROC_PID),

@@ -22,16 +22,6 @@ static int cmp_row(const void *a, const void *b)
 	return x->rank < y->rank ? -1 : x->rank > y->rank;
 }
 
-static void rss_str(uint64_t b, char *buf, size_t len)
-{
-	if (b >= (1ull << 30))
-		snprintf(buf, len, "%.1fG", (double)b / (double)(1ull << 30));
-	else if (b >= (1ull << 20))
-		snprintf(buf, len, "%.1fM", (double)b / (double)(1ull << 20));
-	else
-		snprintf(buf, len, "%lluK", (unsigned long long)(b >> 10));
-}
-
 int mosps_print(FILE *out, uint32_t job, int no_header)
 {
 	struct mos_msg m;
@@ -93,7 +83,7 @@ int mosps_print(FILE *out, uint32_t job, int no_header)
 		snprintf(user, sizeof(user), "%s", pw ? pw->pw_name : "");
 		if (!pw)
 			snprintf(user, sizeof(user), "%u", x->uid);
-		rss_str(x->rss, rss, sizeof(rss));
+		mos_size_str(x->rss, rss, sizeof(rss));
 		fprintf(out, "%-8u %5u %-10s %-10s %-10s %7u %-9s %5.1f %7s %4u %s\n", x->job, x->rank, user,
 			x->home ? x->home : "?", x->node ? x->node : "?", x->pid, x->state ? x->state : "?",
 			x->cpu / 10.0, rss, x->migs, x->cmd ? x->cmd : "");
