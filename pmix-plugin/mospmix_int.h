@@ -44,6 +44,7 @@ struct mos_pmix_server {
 	struct event *qev;
 	struct mos_pmix_jobrec *jobs;
 	uint16_t tool_port;	/* our TCP port (tools and clients), 0 = unknown */
+	char *topo_xml;		/* the node's hwloc topology for every job, or NULL */
 };
 
 extern struct mos_pmix_server mos_pmix_srv;

@@ -183,7 +183,19 @@ void mos_pmix_fini(void)
 	mos_pmix_shift_fini();
 	free(s->tmpdir);
 	s->tmpdir = NULL;
+	mos_pmix_set_topology(NULL);
 	s->state = MOS_PMIX_DOWN;
+}
+
+int mos_pmix_set_topology(const char *xml)
+{
+	char *copy = xml ? strdup(xml) : NULL;
+
+	if (xml && !copy)
+		return -ENOMEM;
+	free(mos_pmix_srv.topo_xml);
+	mos_pmix_srv.topo_xml = copy;
+	return 0;
 }
 
 /* --- helpers shared by the other files ------------------------------- */

@@ -23,6 +23,11 @@ is "$(printf '%s\n' "$out" | grep -o 'host node[0-9]' | sort -u | wc -l)" 6 "the
 out=$(vx node3 mosexec -n 64 "$T_TMP/hello_allreduce" 2>"$T_TMP/err")
 ok $? "-n 64 exits 0"
 like "$out" "ALL OK sum=2016" "-n 64: the Allreduce sum is right"
+# mosd discovered the node once; ranks load it from PMIx instead of each
+# probing the node with hwloc (what Open MPI does when it finds nothing).
+out=$(vx node1 mosexec -n 2 -x OMPI_MCA_hwloc_base_verbose=1 "$T_TMP/hello_allreduce" 2>&1)
+is "$(printf '%s\n' "$out" | grep -c 'loading topology from XML')" 2 "every rank loads the node's topology from mosd"
+is "$(printf '%s\n' "$out" | grep -c 'discovering topology')" 0 "no rank discovers it itself"
 out=$(vx node0 mosexec -n 8 -x OMPI_MCA_pmix_base_async_modex=1 -x OMPI_MCA_pmix_base_collect_data=0 "$T_TMP/hello_allreduce")
 like "$out" "ALL OK sum=28" "direct modex across nodes works"
 

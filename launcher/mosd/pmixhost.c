@@ -6,6 +6,7 @@
 #include <endian.h>
 #include <errno.h>
 #include <event2/event.h>
+#include <hwloc.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,6 +120,30 @@ static const struct mos_pmix_host_ops ops = {
 	.job_control = pmixtool_job_control,
 };
 
+/* Discover the node once, as Open MPI's ranks would (I/O objects that
+ * matter, no "gl" component), and give it to every job through PMIx. */
+static void share_topology(void)
+{
+	hwloc_topology_t t;
+	char *xml = NULL;
+	int len = 0;
+	uint64_t t0 = mos_now_ms();
+
+	if (hwloc_topology_init(&t) < 0)
+		return;
+	hwloc_topology_set_io_types_filter(t, HWLOC_TYPE_FILTER_KEEP_IMPORTANT);
+	hwloc_topology_set_components(t, HWLOC_TOPOLOGY_COMPONENTS_FLAG_BLACKLIST, "gl");
+	if (hwloc_topology_load(t) == 0 && hwloc_topology_export_xmlbuffer(t, &xml, &len, 0) == 0) {
+		if (mos_pmix_set_topology(xml) == 0)
+			pr_debug("hwloc topology for MPI ranks: %d bytes of XML, %llu ms", len,
+				 (unsigned long long)(mos_now_ms() - t0));
+		hwloc_free_xmlbuffer(t, xml);
+	} else {
+		pr_warn("cannot discover this node's hwloc topology: each MPI rank will");
+	}
+	hwloc_topology_destroy(t);
+}
+
 int pmixhost_init(void)
 {
 	char dir[PATH_MAX];
@@ -131,6 +156,7 @@ int pmixhost_init(void)
 		return 0; /* serial jobs still run */
 	}
 	available = true;
+	share_topology();
 	return 0;
 }
 
