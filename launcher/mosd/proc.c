@@ -14,6 +14,7 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -193,32 +195,41 @@ struct child_args {
 	const char *mosinit;
 };
 
+/* The child shares mosd's memory until it execs (CLONE_VM): only system
+ * calls from here on, no malloc, no stdio, no locale (strerrordesc_np is a
+ * table lookup), and glibc's set*id() would signal mosd's other threads. */
 static void child_fail(const char *what, const char *arg)
 {
-	char buf[512];
-	int n = snprintf(buf, sizeof(buf), "mosexec: %s%s%s: %s\n", what, arg ? " " : "", arg ? arg : "", strerror(errno));
-	if (write(2, buf, (size_t)n) < 0) { /* nothing left to tell */ }
+	const char *why = strerrordesc_np(errno);
+	struct iovec v[] = {
+		{ (void *)"mosexec: ", 9 }, { (void *)what, strlen(what) }, { (void *)" ", arg ? 1 : 0 },
+		{ (void *)(arg ? arg : ""), arg ? strlen(arg) : 0 }, { (void *)": ", 2 },
+		{ (void *)(why ? why : "error"), strlen(why ? why : "error") }, { (void *)"\n", 1 },
+	};
+	if (writev(2, v, 7) < 0) { /* nothing left to tell */ }
 	_exit(126);
 }
 
-/* Runs in the new PID namespace as its PID 1, until it execs mosinit. */
+/* Runs in the new PID namespace as its PID 1, until it execs mosinit; mosd's
+ * thread that cloned it waits meanwhile (CLONE_VFORK), all signals blocked. */
 static int child_main(void *arg)
 {
 	struct child_args *a = arg;
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
 	sigset_t none;
 	sigemptyset(&none);
 	for (int s = 1; s < NSIG; s++)
-		signal(s, SIG_DFL);
+		sigaction(s, &dfl, NULL); /* no handler of mosd's may run here */
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	if (dup2(a->in, 0) < 0 || dup2(a->out, 1) < 0 || dup2(a->err, 2) < 0 || dup2(a->st, 3) < 0)
 		_exit(126);
 	syscall(SYS_close_range, 4, ~0U, 0);
 	setsid();
-	if (setgroups(a->ngroups, a->groups) < 0)
+	if (syscall(SYS_setgroups, a->ngroups, a->groups) < 0)
 		child_fail("setgroups", NULL);
-	if (setgid(a->gid) < 0)
+	if (syscall(SYS_setgid, a->gid) < 0)
 		child_fail("setgid", NULL);
-	if (setuid(a->uid) < 0)
+	if (syscall(SYS_setuid, a->uid) < 0)
 		child_fail("setuid", NULL);
 	if (chdir(a->cwd) < 0)
 		child_fail("cannot change directory to", a->cwd);
@@ -338,9 +349,16 @@ static int start_proc(struct proc *p, struct mos_msg *m, char **argv, char **env
 	}
 	struct child_args a = { fds[0][0], fds[1][1], fds[2][1], fds[3][1], p->uid, gid, groups, ng,
 				cwd, argv, envp, mosd.mosinit };
+	/* Like posix_spawn: no copy of mosd's page tables (a fork-like clone
+	 * cost grew with mosd's size), the child borrows its memory until exec. */
+	sigset_t all, old;
+	sigfillset(&all);
 	void *stack = mmap(NULL, STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-	pid_t pid = stack == MAP_FAILED ? -1 : clone(child_main, (char *)stack + STACK_SIZE, CLONE_NEWPID | SIGCHLD, &a);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pid_t pid = stack == MAP_FAILED ? -1 : clone(child_main, (char *)stack + STACK_SIZE,
+						     CLONE_VM | CLONE_VFORK | CLONE_NEWPID | SIGCHLD, &a);
 	rc = pid < 0 ? -errno : 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (stack != MAP_FAILED)
 		munmap(stack, STACK_SIZE);
 	free(cwd);
