@@ -263,7 +263,7 @@ void criu_dump_phase_done(pid_t id)
 			start_next_dump();
 }
 
-pid_t criu_restore(const char *dir, const char *const *inherit, const int *fds, size_t n, bool lazy,
+pid_t criu_restore(const char *dir, const char *const *inherit, const int *fds, size_t n, unsigned how,
 		   criu_done_cb cb, void *arg)
 {
 	char pidfile[PATH_MAX], specs[8][64];
@@ -284,8 +284,10 @@ pid_t criu_restore(const char *dir, const char *const *inherit, const int *fds, 
 	argv[k++] = "-o";
 	argv[k++] = "restore.log";
 	argv[k++] = "-v2";
-	if (lazy)
+	if (how & CRIU_RESTORE_LAZY)
 		argv[k++] = "--lazy-pages";
+	if (how & CRIU_RESTORE_STREAM)
+		argv[k++] = "--stream";
 	for (size_t i = 0; i < n; i++) {
 		snprintf(specs[i], sizeof(specs[i]), "fd[%d]:%s", fds[i], inherit[i]);
 		argv[k++] = "--inherit-fd";

@@ -2,6 +2,8 @@
  * into tmpfs, restore with fresh stdio pipes, adopt the process. */
 #include "mig_int.h"
 #include "criu.h"
+#include "imgserve.h"
+#include "imgstream.h"
 #include "log.h"
 #include "util.h"
 #include <dirent.h>
@@ -36,6 +38,7 @@ struct mig_in { /* target side */
 	pid_t lazy_pid;             /* post-copy: our criu lazy-pages daemon */
 	int lazy_rd;
 	struct event *lazy_ev;
+	struct imgserve *serve;     /* streamed restore: feeds criu as images arrive */
 };
 
 /* The lazy-pages daemon outlives the migration record: its socket and log
@@ -84,6 +87,7 @@ static void in_free(struct mig_in *mi)
 		criu_retarget(mi->lazy_pid, mig_criu_noop, NULL);
 		criu_kill(mi->lazy_pid);
 	}
+	imgserve_free(mi->serve);
 	if (mi->dir[0])
 		criu_rm_dir(mi->dir);
 	free(mi->stdin_buf);
@@ -91,11 +95,20 @@ static void in_free(struct mig_in *mi)
 	free(mi);
 }
 
+/* Give up on this move: a streamed restore is cut off from its images,
+ * so criu fails; any other restore runs to its end and is then undone. */
+static void stop_serving(struct mig_in *mi)
+{
+	mi->abort = true;
+	imgserve_free(mi->serve);
+	mi->serve = NULL;
+}
+
 static void on_in_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct mig_in *mi = arg;
 	if (mi->state == MIG_RESTORE) { /* criu still runs: decide when it ends */
-		mi->abort = true;
+		stop_serving(mi);
 		return;
 	}
 	pr_warn("incoming job %u rank %u: timed out, discarded", mi->jobid, mi->rank);
@@ -201,26 +214,24 @@ void mig_on_data(struct mos_msg *m, int mig_sender)
 {
 	struct mig_in *mi = msg_in(m);
 	const struct mos_field *name = mos_msg_get(m, MOS_T_NAME), *d = mos_msg_get(m, MOS_T_DATA);
-	if (!mi || mi->state != MIG_SEND || mi->source != mig_sender)
+	if (!mi || mi->source != mig_sender || !(mi->state == MIG_SEND || (mi->state == MIG_RESTORE && mi->serve)))
 		return;
-	char fname[256], path[PATH_MAX];
-	if (name->len == 0 || name->len >= sizeof(fname) || memchr(name->data, '/', name->len) || name->data[0] == '.') {
-		pr_warn("incoming job %u rank %u: bad image name, discarded", mi->jobid, mi->rank);
-		in_free(mi);
-		return;
-	}
+	uint64_t off;
+	const uint64_t *offp = mos_msg_get_u64(m, MOS_T_OFFSET, &off) == 0 ? &off : NULL;
 	if (!mi->t_data)
 		mi->t_data = mos_now_ms();
-	memcpy(fname, name->data, name->len);
-	fname[name->len] = 0;
-	snprintf(path, sizeof(path), "%s/%s", mi->dir, fname);
-	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	if (fd < 0 || (d->len && write(fd, d->data, d->len) != (ssize_t)d->len)) {
-		pr_err("incoming job %u rank %u: cannot store image %s: %s", mi->jobid, mi->rank, fname, strerror(errno));
-		mi->abort = true;
+	int rc = name ? imgstream_store(mi->dir, (const char *)name->data, name->len, d ? d->data : NULL,
+					d ? d->len : 0, offp)
+		      : -EINVAL;
+	if (rc == -EINVAL) {
+		pr_warn("incoming job %u rank %u: bad image name, discarded", mi->jobid, mi->rank);
+		in_free(mi);
+	} else if (rc) {
+		pr_err("incoming job %u rank %u: cannot store an image: %s", mi->jobid, mi->rank, strerror(-rc));
+		stop_serving(mi);
+	} else {
+		imgserve_more(mi->serve);
 	}
-	if (fd >= 0)
-		close(fd);
 }
 
 static void restored(void *arg, int ws)
@@ -336,7 +347,8 @@ static void start_restore(struct mig_in *mi)
 	int child[4] = { fds[0][0], fds[1][1], fds[2][1], fds[3][1] };
 	mi->state = MIG_RESTORE;
 	mi->t_restore = mos_now_ms();
-	pid_t cp = criu_restore(mi->dir, specs, child, 4, mi->lazy, restored, mi);
+	pid_t cp = criu_restore(mi->dir, specs, child, 4,
+				(mi->lazy ? CRIU_RESTORE_LAZY : 0) | (mi->serve ? CRIU_RESTORE_STREAM : 0), restored, mi);
 	if (cp < 0) {
 		mig_send_to(mi->source, MOS_MSG_MIG_DONE, mi->jobid, mi->rank, (int)cp, "cannot run criu");
 		in_free(mi);
@@ -391,6 +403,30 @@ static void start_lazy(struct mig_in *mi, struct mos_msg *m)
 	mi->lazy_pid = lp;
 }
 
+/* The source sent the list of images with their final sizes: criu restores
+ * from them while the rest of their bytes are still on the way. */
+static int serve_images(struct mig_in *mi, char **files, bool damage)
+{
+	size_t n = 0, k = 0;
+	while (files[n])
+		n++;
+	char **names = calloc(n + 1, sizeof(char *));
+	uint64_t *sizes = calloc(n + 1, sizeof(uint64_t));
+	int rc = names && sizes ? 0 : -ENOMEM;
+	for (size_t i = 0; !rc && i < n; i++) {
+		const char *name;
+		if ((rc = imgstream_parse_manifest(files[i], &sizes[k], &name)))
+			break;
+		if (!(damage && !strcmp(name, "pstree.img"))) /* the fault: criu finds no process tree */
+			names[k++] = (char *)name;
+	}
+	if (!rc && !(mi->serve = imgserve_start(mi->dir, names, sizes, k)))
+		rc = -errno;
+	free(names);
+	free(sizes);
+	return rc;
+}
+
 void mig_on_commit(struct mos_msg *m, int mig_sender)
 {
 	struct mig_in *mi = msg_in(m);
@@ -408,7 +444,8 @@ void mig_on_commit(struct mos_msg *m, int mig_sender)
 	}
 	if (fault_injected("mig_target_crash"))
 		mig_crash_now(-1, 0, NULL);
-	if (fault_injected("mig_restore_fail")) {
+	bool damage = fault_injected("mig_restore_fail");
+	if (damage) {
 		char path[PATH_MAX];
 		snprintf(path, sizeof(path), "%s/pstree.img", mi->dir);
 		FILE *f = fopen(path, "w");
@@ -429,10 +466,19 @@ void mig_on_commit(struct mos_msg *m, int mig_sender)
 		return;
 	}
 	mi->lazy = flags & MIG_COMMIT_LAZY;
-	if (mi->lazy)
+	if (mi->lazy) {
 		start_lazy(mi, m);
-	else
-		start_restore(mi);
+		return;
+	}
+	char **files = mos_msg_get_strv(m, MOS_T_NAME);
+	int rc = files && files[0] ? serve_images(mi, files, damage) : 0;
+	mos_strv_free(files);
+	if (rc) {
+		mig_send_to(mi->source, MOS_MSG_MIG_DONE, mi->jobid, mi->rank, rc, "cannot serve the images to criu");
+		in_free(mi);
+		return;
+	}
+	start_restore(mi);
 }
 
 bool mig_on_stdin(uint32_t jobid, uint32_t rank, const struct mos_field *d)
@@ -459,7 +505,7 @@ void mig_on_abort(struct mos_msg *m, int mig_sender)
 	if (!mi || mi->source != mig_sender)
 		return;
 	if (mi->state == MIG_RESTORE)
-		mi->abort = true;
+		stop_serving(mi);
 	else
 		in_free(mi);
 }
@@ -471,7 +517,7 @@ void mig_in_peer_lost(int idx)
 		if (mi->source != idx)
 			continue;
 		if (mi->state == MIG_RESTORE)
-			mi->abort = true; /* the source resumes its copy: ours must not run */
+			stop_serving(mi); /* the source resumes its copy: ours must not run */
 		else
 			in_free(mi);
 	}

@@ -4,6 +4,7 @@
 #include "mig_int.h"
 #include "ckpt.h"
 #include "criu.h"
+#include "imgstream.h"
 #include "log.h"
 #include "util.h"
 #include <dirent.h>
@@ -30,15 +31,13 @@ struct mig_out { /* source side, hangs off its proc */
 	uint64_t t0, t_dump, t_sent;
 	unsigned port;
 	uint64_t t_commit;
-	bool sending, link_lost;    /* a broken link while we send is handled after */
+	int broken;                 /* -errno: the transfer failed while criu dumped */
 	size_t bytes;
 	struct event *timer;
 	pid_t dump_pid;             /* criu dump, while it runs */
-	DIR *x_dir;                 /* the image transfer: directory, file, buffer */
-	int x_fd, x_files;
-	bool x_first;
-	char x_name[256];
-	uint8_t *x_buf;
+	struct imgstream *xfer;     /* the images on their way, from the dump's start */
+	bool dumped;                /* criu has left the process (all images written) */
+	bool queued;                /* every image is queued on the link */
 	int lazy_rd;                /* post-copy: criu says "images ready" here */
 	struct event *lazy_ev;
 };
@@ -182,7 +181,6 @@ void mig_source_start(struct mos_msg *m)
 		return;
 	}
 	mo->p = p;
-	mo->x_fd = -1;
 	p->mig = mo;
 	mo->target = target;
 	mo->t0 = mos_now_ms();
@@ -261,101 +259,39 @@ static size_t take_stdin(struct proc *p, uint8_t **buf)
 	return len;
 }
 
-/* Images stream to the target a few megabytes at a time, refilled as the
- * link drains, so that reading, MAC and sending here overlap with checking
- * and writing there. */
-#define XFER_QUEUE (8u << 20)
+static void commit(struct mig_out *mo);
 
 static void xfer_close(struct mig_out *mo)
 {
-	struct mos_conn *c = peer_conn(mo->target);
-	if (c)
-		mos_conn_on_drain(c, NULL, NULL, 0);
-	if (mo->x_fd >= 0)
-		close(mo->x_fd);
-	mo->x_fd = -1;
-	if (mo->x_dir)
-		closedir(mo->x_dir);
-	mo->x_dir = NULL;
-	free(mo->x_buf);
-	mo->x_buf = NULL;
+	imgstream_free(mo->xfer);
+	mo->xfer = NULL;
 }
 
-/* Open the next image file; 0, 1 at the end, or -errno. */
-static int xfer_next_file(struct mig_out *mo)
-{
-	struct dirent *e;
-	while ((e = readdir(mo->x_dir))) {
-		size_t l = strlen(e->d_name);
-		if (e->d_name[0] == '.' || (l > 4 && !strcmp(e->d_name + l - 4, ".log")) || l >= sizeof(mo->x_name))
-			continue;
-		if (mo->x_files++ == 3 && fault_injected("mig_xfer_cut")) {
-			peer_drop(mo->target);
-			return -ECONNRESET;
-		}
-		char path[PATH_MAX];
-		snprintf(path, sizeof(path), "%s/%s", mo->dir, e->d_name);
-		if ((mo->x_fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-			return -errno;
-		snprintf(mo->x_name, sizeof(mo->x_name), "%s", e->d_name);
-		mo->x_first = true;
-		return 0;
-	}
-	return 1;
-}
-
-static int xfer_chunk(struct mig_out *mo)
-{
-	struct mos_msg m;
-	ssize_t n = read(mo->x_fd, mo->x_buf, CHUNK);
-	int rc;
-	if (n < 0)
-		return -errno;
-	if (n > 0 || mo->x_first) { /* an empty file still makes a file */
-		if ((rc = mos_msg_init(&m, MOS_MSG_MIG_DATA)) || (rc = mos_msg_reserve(&m, CHUNK + 512)))
-			return rc;
-		mos_msg_put_u32(&m, MOS_T_JOBID, mo->p->jobid);
-		mos_msg_put_u32(&m, MOS_T_RANK, mo->p->rank);
-		mos_msg_put_str(&m, MOS_T_NAME, mo->x_name);
-		mos_msg_put(&m, MOS_T_DATA, mo->x_buf, (size_t)n);
-		rc = peer_send(mo->target, &m);
-		mos_msg_free(&m);
-		if (rc)
-			return rc;
-		mo->bytes += (size_t)n;
-		mo->x_first = false;
-	}
-	if (n == 0) {
-		close(mo->x_fd);
-		mo->x_fd = -1;
-	}
-	return 0;
-}
-
-static void commit(struct mig_out *mo);
-
-static void xfer_more(void *arg)
+/* The image stream has queued everything (RC 0) or broke off. */
+static void xfer_done(void *arg, int rc)
 {
 	struct mig_out *mo = arg;
-	struct mos_conn *c = peer_conn(mo->target);
-	int rc = 0;
-	mo->sending = true;
-	while (!rc && !mo->link_lost && c && mos_conn_output_pending(c) < XFER_QUEUE) {
-		if (mo->x_fd < 0 && (rc = xfer_next_file(mo)) == 1)
-			break;
-		if (!rc)
-			rc = xfer_chunk(mo);
+	if (rc) {
+		xfer_close(mo);
+		if (mo->state == MIG_DUMP && mo->dump_pid > 0) /* never kill criu inside the process */
+			mo->broken = rc;
+		else
+			out_fail(mo, rc, "the image transfer broke off");
+		return;
 	}
-	mo->sending = false;
-	if (!rc && (mo->link_lost || !c))
-		rc = -ECONNRESET;
-	if (rc < 0) {
-		xfer_close(mo);
-		out_fail(mo, rc, "the image transfer broke off");
-	} else if (rc == 1) {
-		xfer_close(mo);
+	mo->queued = true;
+	mo->bytes = imgstream_bytes(mo->xfer);
+	if (mo->dumped && (mo->flags & MOS_MIG_LAZY))
 		commit(mo);
-	}
+}
+
+static int xfer_start(struct mig_out *mo, bool follow)
+{
+	struct imgstream_args a = { .dir = mo->dir, .peer = mo->target, .type = MOS_MSG_MIG_DATA,
+				    .jobid = mo->p->jobid, .rank = mo->p->rank, .follow = follow,
+				    .cut_fault = "mig_xfer_cut", .cb = xfer_done, .arg = mo };
+	mo->xfer = imgstream_start(&a);
+	return mo->xfer ? 0 : -errno;
 }
 
 static void images_ready(struct mig_out *mo);
@@ -391,26 +327,25 @@ static void on_lazy_ready(evutil_socket_t fd, short what, void *arg)
 	images_ready(mo);
 }
 
-/* The images but memory (post-copy) or all of them are written: send them. */
+/* The images but memory (post-copy) or all of them are written: the
+ * process is stopped; what is not yet on its way goes now. */
 static void images_ready(struct mig_out *mo)
 {
-	struct proc *p = mo->p;
 	set_state_out(mo, MIG_SEND);
 	mo->t_sent = mos_now_ms();
-	proc_drain_output(p); /* lines written before the freeze go home from here */
-	mo->x_dir = opendir(mo->dir);
-	mo->x_buf = malloc(CHUNK);
-	struct mos_conn *c = peer_conn(mo->target);
-	if (!mo->x_dir || !mo->x_buf || !c) {
-		xfer_close(mo);
-		out_fail(mo, c ? -ENOMEM : -ECONNRESET, c ? "out of memory" : "lost the link to the target node");
+	proc_drain_output(mo->p); /* lines written before the freeze go home from here */
+	if (mo->broken || !mo->xfer) {
+		out_fail(mo, mo->broken ? mo->broken : -EIO, "the image transfer broke off");
 		return;
 	}
-	mos_conn_on_drain(c, xfer_more, mo, 2u << 20);
-	xfer_more(mo);
+	mo->dumped = true;
+	imgstream_writer_done(mo->xfer);
+	if (!(mo->flags & MOS_MIG_LAZY)) /* the target restores while the images still arrive */
+		commit(mo);
 }
 
-/* Every image is queued: hand over the rest of the process's state. */
+/* Hand over the rest of the process's state: after every image is queued
+ * (post-copy), or once the dump is written with the list of its images. */
 static void commit(struct mig_out *mo)
 {
 	struct proc *p = mo->p;
@@ -433,7 +368,10 @@ static void commit(struct mig_out *mo)
 					     ((mo->flags & MOS_MIG_LAZY) ? MIG_COMMIT_LAZY : 0));
 	if (mo->flags & MOS_MIG_LAZY)
 		mos_msg_put_u32(&cm, MOS_T_PORT, mo->port);
-	rc = peer_send(mo->target, &cm);
+	else
+		rc = imgstream_manifest(mo->xfer, &cm, MOS_T_NAME);
+	if (!rc)
+		rc = peer_send(mo->target, &cm);
 	mos_msg_free(&cm);
 	free(in);
 	if (rc) {
@@ -479,6 +417,10 @@ void mig_on_ready(struct mos_msg *m)
 	}
 	set_state_out(mo, MIG_DUMP);
 	mo->t_dump = mos_now_ms();
+	if ((rc = xfer_start(mo, true))) { /* the images go as criu writes them */
+		out_fail(mo, rc, "cannot follow the image directory");
+		return;
+	}
 	struct criu_lazy lazy = { mosd.self->address, 0, -1 };
 	if (mo->flags & MOS_MIG_LAZY) {
 		int sp[2];
@@ -534,7 +476,8 @@ void mig_on_done(struct mos_msg *m)
 	char *ttext = mos_msg_get_str(m, MOS_T_TEXT);
 	snprintf(text, sizeof(text),
 		 "job %u rank %u moved %s -> %s: %.1f MiB of images, frozen %llu ms (dump %llu, send %llu, %s), total %llu ms",
-		 p->jobid, p->rank, mosd.self->name, mosd.conf->nodes[mo->target].name, (double)mo->bytes / 1048576.0,
+		 p->jobid, p->rank, mosd.self->name, mosd.conf->nodes[mo->target].name,
+		 (double)(mo->xfer ? imgstream_bytes(mo->xfer) : mo->bytes) / 1048576.0,
 		 (unsigned long long)(now - mo->t_dump), (unsigned long long)(mo->t_sent - mo->t_dump),
 		 (unsigned long long)(mo->t_commit - mo->t_sent), ttext ? ttext : "restore ?",
 		 (unsigned long long)(now - mo->t0));
@@ -575,9 +518,12 @@ void mig_out_peer_lost(int idx)
 {
 	for (struct proc *p = mosd.procs, *next; p; p = next) {
 		next = p->next;
-		if (p->mig && p->mig->target == idx && p->mig->sending)
-			p->mig->link_lost = true;
-		else if (p->mig && p->mig->target == idx)
-			out_fail(p->mig, -ECONNRESET, "lost the link to the target node");
+		struct mig_out *mo = p->mig;
+		if (mo && mo->target == idx && mo->state == MIG_DUMP && mo->dump_pid > 0) {
+			xfer_close(mo); /* the dump ends first, then we fail */
+			mo->broken = -ECONNRESET;
+		} else if (mo && mo->target == idx) {
+			out_fail(mo, -ECONNRESET, "lost the link to the target node");
+		}
 	}
 }

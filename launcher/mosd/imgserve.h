@@ -1,0 +1,23 @@
+/* imgserve.h - the target's image server for `criu restore --stream`: criu
+ * asks for image files by name on DIR/streamer-serve.sock and reads each one
+ * from a pipe that this server fills from DIR as the file arrives from the
+ * source, so that the restore runs while the images are still on their way. */
+#ifndef MOSD_IMGSERVE_H
+#define MOSD_IMGSERVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct imgserve;
+
+/* imgserve_start - listen on DIR/streamer-serve.sock for one criu; the
+ * images are the N files NAMES[i] that will have SIZES[i] bytes in DIR.
+ * Returns the server or NULL with errno set. */
+struct imgserve *imgserve_start(const char *dir, char *const *names, const uint64_t *sizes, size_t n);
+/* imgserve_more - more image data is in DIR: feed the pipes that wait. */
+void imgserve_more(struct imgserve *s);
+/* imgserve_free - stop: pipes still open are closed (criu sees them end
+ * early and fails). */
+void imgserve_free(struct imgserve *s);
+
+#endif
