@@ -57,6 +57,17 @@ vx node0 mosexec --host node1 -n 3 true 2>"$T_TMP/err"
 like "$(cat "$T_TMP/err")" "need 3 slots, only 1 free on 1 node \(use --oversubscribe\)" "too few slots on --host: mpirun's rule and message"
 out=$(vx node0 mosexec --oversubscribe --host node1 -n 3 hostname | sort -u)
 is "$out" "node1" "--oversubscribe lifts it"
+# --host slots belong to the job (mpirun's rule): another job's processes
+# there do not take them (nor its exits, which the gossip learns a round late).
+vx node0 mosexec --host node0:2 -n 2 sleep 4 &
+bg=$!
+wait_for 10 sh -c "[ \"\$(mosctl vcluster exec node0 -- mosps --no-header | grep -c 'sleep 4')\" = 2 ]"
+vx node0 mosexec --host node0:2 -n 2 true 2>"$T_TMP/err"
+ok $? "a job's --host slots do not count another job's processes $(cat "$T_TMP/err")"
+vx node0 mosexec --host node2:2,node1:1 -n 3 true 2>"$T_TMP/err" &&
+	vx node0 mosexec --host node2:2,node1:1 -n 3 true 2>>"$T_TMP/err"
+ok $? "nor the load of the job just before on other nodes $(cat "$T_TMP/err")"
+wait $bg
 printf 'node2 slots=2\n# comment\nnode1 slots=1\n' >"$T_TMP/hosts"
 out=$(vx node0 mosexec --hostfile "$T_TMP/hosts" -n 3 hostname | sort | uniq -c | awk '{print $2 "=" $1}' | tr '\n' ' ')
 is "$out" "node1=1 node2=2 " "--hostfile slots decide the placement"

@@ -229,13 +229,16 @@ static int place_job(struct job *j, struct mos_msg *m, char *err, size_t len)
 			pn[i].slots = node->cpus;
 			pn[i].eligible = node->role == MOS_ROLE_FULL;
 		}
-		if (node == mosd.self)
+		/* --host slots are the job's own, as with mpirun: other jobs' load
+		 * (gossiped, a round late) does not count against them */
+		if (hosts && *hosts)
+			pn[i].load_milli = 0;
+		else if (node == mosd.self)
 			pn[i].load_milli = proc_count_running() * 1000;
-		else {
+		else
 			pn[i].load_milli = e ? e->load_milli : 0;
-			if (peer_known_dead((int)i))
-				pn[i].eligible = false;
-		}
+		if (node != mosd.self && peer_known_dead((int)i))
+			pn[i].eligible = false;
 	}
 	bool by_node = j->flags & MOS_SUBMIT_MAP_BY_NODE;
 	bool oversub = !(hosts && *hosts) || (j->flags & MOS_SUBMIT_OVERSUB);
