@@ -234,7 +234,6 @@ static int build_info(void *list, const struct mos_pmix_job *job, const struct l
 	PMIx_Info_list_add(list, PMIX_NODE_SIZE, &nlocal, PMIX_UINT32);
 	if (mos_pmix_srv.topo_xml) {	/* read by Open MPI 4.1's hwloc base */
 		PMIx_Info_list_add(list, PMIX_HWLOC_XML_V2, mos_pmix_srv.topo_xml, PMIX_STRING);
-		PMIx_Info_list_add(list, PMIX_LOCAL_TOPO, mos_pmix_srv.topo_xml, PMIX_STRING);
 	}
 	if (nlocal) {
 		char *peers = node_ranks(job, me);

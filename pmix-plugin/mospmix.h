@@ -198,7 +198,7 @@ void mos_pmix_fini(void);
 
 /* mos_pmix_set_topology - hand every job registered from now on this
  * node's hwloc topology, XML (hwloc 2 format, copied; NULL forgets it), as
- * job data (PMIX_HWLOC_XML_V2 and PMIX_LOCAL_TOPO): Open MPI 4.1 loads it
+ * job data (PMIX_HWLOC_XML_V2): Open MPI 4.1 loads it
  * from there instead of discovering the node in every rank (~10 ms of CPU
  * each, measured; sysfs PCI reads serialise on the kernel's PCI lock). The
  * host discovers it once, the way Open MPI would (I/O objects kept). A rank
