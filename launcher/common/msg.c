@@ -56,6 +56,7 @@ static const struct {
 	[MOS_T_RANKMAP] = { "rankmap", MOS_FT_BYTES },
 	[MOS_T_APPMAP] = { "appmap", MOS_FT_BYTES },
 	[MOS_T_PORT] = { "port", MOS_FT_U32 },
+	[MOS_T_PIPES] = { "pipes", MOS_FT_STR },
 };
 
 #define REQ(...) (const uint16_t[]){ __VA_ARGS__, 0 }

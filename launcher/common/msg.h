@@ -66,6 +66,7 @@ enum mos_tag {
 	MOS_T_ROLE, MOS_T_ALL, MOS_T_SIZE, MOS_T_OFFSET, MOS_T_NAME, MOS_T_KIND,
 	MOS_T_SLOTS, MOS_T_APPNUM, MOS_T_SEQ, MOS_T_MPI_RANK, MOS_T_MPI_SIZE, MOS_T_RANKMAP,
 	MOS_T_APPMAP, MOS_T_PORT,
+	MOS_T_PIPES,  /* a pod's stdio pipes by id ("pipe:[N]"), fds 0..3 in order */
 	MOS_T__COUNT
 };
 

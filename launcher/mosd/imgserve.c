@@ -42,6 +42,8 @@ struct imgserve {
 	uint8_t req[MAX_REQ + 4];
 	size_t have;            /* bytes of the current request */
 	bool want_fd;           /* we said "exists": criu's pipe comes next */
+	bool known;             /* the manifest is here */
+	size_t held;            /* a request (its length) that waits for the manifest */
 	size_t want_file;
 	struct feed *feeds;
 };
@@ -124,6 +126,11 @@ static int on_request(struct imgserve *s, size_t len)
 	}
 	if (l > (uint64_t)(end - p))
 		return -EPROTO;
+	if (!s->known) { /* criu waits for our answer: so does the request */
+		s->held = len;
+		event_del(s->sev);
+		return 0;
+	}
 	for (size_t i = 0; i < s->n; i++)
 		if (strlen(s->names[i]) == l && !memcmp(s->names[i], p, l)) {
 			s->want_fd = true;
@@ -197,7 +204,7 @@ static void on_sock(evutil_socket_t fd, short what, void *arg)
 		s->have += (size_t)n;
 		if (s->have == need && need > 4) {
 			s->have = 0;
-			if ((rc = on_request(s, need - 4)))
+			if ((rc = on_request(s, need - 4)) || s->held)
 				break;
 		}
 	}
@@ -224,7 +231,7 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
 	event_del(s->lev);
 }
 
-struct imgserve *imgserve_start(const char *dir, char *const *names, const uint64_t *sizes, size_t n)
+struct imgserve *imgserve_start(const char *dir)
 {
 	struct imgserve *s = calloc(1, sizeof(*s));
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
@@ -233,15 +240,6 @@ struct imgserve *imgserve_start(const char *dir, char *const *names, const uint6
 		goto fail;
 	s->lsk = s->sk = -1;
 	snprintf(s->dir, sizeof(s->dir), "%s", dir);
-	s->names = calloc(n + 1, sizeof(char *));
-	s->sizes = calloc(n + 1, sizeof(uint64_t));
-	if (!s->names || !s->sizes)
-		goto fail;
-	for (s->n = 0; s->n < n; s->n++) {
-		if (!(s->names[s->n] = strdup(names[s->n])))
-			goto fail;
-		s->sizes[s->n] = sizes[s->n];
-	}
 	if ((size_t)snprintf(a.sun_path, sizeof(a.sun_path), "%s/%s", dir, SOCK_NAME) >= sizeof(a.sun_path)) {
 		e = ENAMETOOLONG;
 		goto fail;
@@ -259,6 +257,32 @@ fail:
 	imgserve_free(s);
 	errno = e;
 	return NULL;
+}
+
+int imgserve_manifest(struct imgserve *s, char *const *names, const uint64_t *sizes, size_t n)
+{
+	if (s->known)
+		return -EALREADY;
+	s->names = calloc(n + 1, sizeof(char *));
+	s->sizes = calloc(n + 1, sizeof(uint64_t));
+	if (!s->names || !s->sizes)
+		return -ENOMEM;
+	for (s->n = 0; s->n < n; s->n++) {
+		if (!(s->names[s->n] = strdup(names[s->n])))
+			return -ENOMEM;
+		s->sizes[s->n] = sizes[s->n];
+	}
+	s->known = true;
+	if (s->held) { /* answer the request that waited, then listen again */
+		size_t len = s->held;
+		s->held = 0;
+		int rc = on_request(s, len);
+		if (rc)
+			return rc;
+		event_add(s->sev, NULL);
+		on_sock(s->sk, EV_READ, s);
+	}
+	return 0;
 }
 
 void imgserve_more(struct imgserve *s)

@@ -10,10 +10,13 @@
 
 struct imgserve;
 
-/* imgserve_start - listen on DIR/streamer-serve.sock for one criu; the
- * images are the N files NAMES[i] that will have SIZES[i] bytes in DIR.
+/* imgserve_start - listen on DIR/streamer-serve.sock for one criu. Its
+ * requests wait until imgserve_manifest() says which images there are.
  * Returns the server or NULL with errno set. */
-struct imgserve *imgserve_start(const char *dir, char *const *names, const uint64_t *sizes, size_t n);
+struct imgserve *imgserve_start(const char *dir);
+/* imgserve_manifest - the images are the N files NAMES[i] that will have
+ * SIZES[i] bytes in DIR: answer criu from now on. 0 or -errno. */
+int imgserve_manifest(struct imgserve *s, char *const *names, const uint64_t *sizes, size_t n);
 /* imgserve_more - more image data is in DIR: feed the pipes that wait. */
 void imgserve_more(struct imgserve *s);
 /* imgserve_free - stop: pipes still open are closed (criu sees them end

@@ -39,6 +39,7 @@ struct mig_in { /* target side */
 	int lazy_rd;
 	struct event *lazy_ev;
 	struct imgserve *serve;     /* streamed restore: feeds criu as images arrive */
+	bool early;                 /* criu restore started at PREPARE and waits for the images */
 };
 
 /* The lazy-pages daemon outlives the migration record: its socket and log
@@ -151,6 +152,25 @@ static int admit(uint64_t rss, uint32_t flags, char *err, size_t len)
 	return 0;
 }
 
+static void start_restore(struct mig_in *mi);
+
+/* criu restore starts now and waits at our image server for the images
+ * while the source dumps: its start-up is out of the process's freeze. */
+static void restore_early(struct mig_in *mi, struct mos_msg *m)
+{
+	char **pipes = mos_msg_get_strv(m, MOS_T_PIPES);
+	size_t n = 0;
+	while (pipes && pipes[n])
+		n++;
+	for (size_t i = 0; i < 4 && n == 4; i++)
+		snprintf(mi->specs[i], sizeof(mi->specs[i]), "%s", pipes[i]);
+	mos_strv_free(pipes);
+	if (n != 4 || !(mi->serve = imgserve_start(mi->dir)))
+		return; /* the restore starts at COMMIT, as it always could */
+	mi->early = true;
+	start_restore(mi);
+}
+
 void mig_on_prepare(struct mos_msg *m, int mig_sender)
 {
 	uint32_t jobid = 0, rank = 0, flags = 0;
@@ -200,6 +220,8 @@ void mig_on_prepare(struct mos_msg *m, int mig_sender)
 		pr_info("incoming job %u rank %u refused: %s", jobid, rank, err);
 	mig_send_to(source, MOS_MSG_MIG_READY, jobid, rank, rc, rc ? err : NULL);
 	free(home);
+	if (!rc && !(flags & MOS_MIG_LAZY))
+		restore_early(mi, m);
 }
 
 static struct mig_in *msg_in(struct mos_msg *m)
@@ -420,8 +442,10 @@ static int serve_images(struct mig_in *mi, char **files, bool damage)
 		if (!(damage && !strcmp(name, "pstree.img"))) /* the fault: criu finds no process tree */
 			names[k++] = (char *)name;
 	}
-	if (!rc && !(mi->serve = imgserve_start(mi->dir, names, sizes, k)))
+	if (!rc && !mi->serve && !(mi->serve = imgserve_start(mi->dir)))
 		rc = -errno;
+	if (!rc)
+		rc = imgserve_manifest(mi->serve, names, sizes, k);
 	free(names);
 	free(sizes);
 	return rc;
@@ -430,7 +454,7 @@ static int serve_images(struct mig_in *mi, char **files, bool damage)
 void mig_on_commit(struct mos_msg *m, int mig_sender)
 {
 	struct mig_in *mi = msg_in(m);
-	if (!mi || mi->state != MIG_SEND || mi->source != mig_sender)
+	if (!mi || !(mi->state == MIG_SEND || (mi->state == MIG_RESTORE && mi->early)) || mi->source != mig_sender)
 		return;
 	char **specs = mos_msg_get_strv(m, MOS_T_ARGV);
 	const struct mos_field *in = mos_msg_get(m, MOS_T_DATA);
@@ -457,10 +481,14 @@ void mig_on_commit(struct mos_msg *m, int mig_sender)
 	size_t n = 0;
 	while (specs && specs[n])
 		n++;
-	for (size_t i = 0; i < 4 && i < n; i++)
+	for (size_t i = 0; i < 4 && i < n && !mi->early; i++)
 		snprintf(mi->specs[i], sizeof(mi->specs[i]), "%s", specs[i]);
 	mos_strv_free(specs);
 	if (mi->abort || n != 4) {
+		if (mi->early) { /* criu is running: it fails without its images */
+			stop_serving(mi);
+			return;
+		}
 		mig_send_to(mi->source, MOS_MSG_MIG_DONE, mi->jobid, mi->rank, -EIO, "bad hand-over");
 		in_free(mi);
 		return;
@@ -473,12 +501,18 @@ void mig_on_commit(struct mos_msg *m, int mig_sender)
 	char **files = mos_msg_get_strv(m, MOS_T_NAME);
 	int rc = files && files[0] ? serve_images(mi, files, damage) : 0;
 	mos_strv_free(files);
-	if (rc) {
+	if (rc && mi->early) {
+		pr_warn("incoming job %u rank %u: cannot serve the images to criu: %s", mi->jobid, mi->rank,
+			strerror(-rc));
+		stop_serving(mi);
+	} else if (rc) {
 		mig_send_to(mi->source, MOS_MSG_MIG_DONE, mi->jobid, mi->rank, rc, "cannot serve the images to criu");
 		in_free(mi);
-		return;
+	} else if (!mi->early) {
+		start_restore(mi);
+	} else {
+		mi->t_restore = mos_now_ms(); /* what follows is the restore proper */
 	}
-	start_restore(mi);
 }
 
 bool mig_on_stdin(uint32_t jobid, uint32_t rank, const struct mos_field *d)

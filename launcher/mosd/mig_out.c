@@ -159,6 +159,8 @@ static void on_out_timeout(evutil_socket_t fd, short what, void *arg)
 	out_fail(arg, -ETIMEDOUT, "timed out");
 }
 
+static int read_pipe_ids(struct mig_out *mo);
+
 void mig_source_start(struct mos_msg *m)
 {
 	uint32_t jobid = 0, rank = 0;
@@ -212,7 +214,15 @@ void mig_source_start(struct mos_msg *m)
 	mos_msg_put_u32(&q, MOS_T_MIGRATIONS, p->migrations);
 	mos_msg_put_u64(&q, MOS_T_RSS, rss);
 	mos_msg_put_u32(&q, MOS_T_FLAGS, mo->flags);
-	int rc = peer_send(target, &q);
+	int rc = read_pipe_ids(mo);
+	for (int i = 0; !rc && i < 4; i++) /* the target may start its restore with them */
+		mos_msg_put_str(&q, MOS_T_PIPES, mo->pipes[i]);
+	if (rc) {
+		mos_msg_free(&q);
+		out_fail(mo, rc, "the process's stdio is not ours");
+		return;
+	}
+	rc = peer_send(target, &q);
 	mos_msg_free(&q);
 	if (rc)
 		out_fail(mo, rc, "cannot reach the target node");
@@ -408,11 +418,9 @@ void mig_on_ready(struct mos_msg *m)
 		free(t);
 		return;
 	}
-	int rc = read_pipe_ids(mo);
-	if (!rc)
-		rc = criu_images_dir(mosd.self->name, "out", mo->p->jobid, mo->p->rank, mo->dir, sizeof(mo->dir));
+	int rc = criu_images_dir(mosd.self->name, "out", mo->p->jobid, mo->p->rank, mo->dir, sizeof(mo->dir));
 	if (rc) {
-		out_fail(mo, rc, rc == -EBADF ? "the process's stdio is not ours" : "cannot make an image directory");
+		out_fail(mo, rc, "cannot make an image directory");
 		return;
 	}
 	set_state_out(mo, MIG_DUMP);
@@ -460,10 +468,17 @@ void mig_on_done(struct mos_msg *m)
 	uint32_t pid = 0;
 	if (!mo && ckpt_import_done(m))
 		return;
-	if (!mo || mo->state != MIG_RESTORE)
+	if (!mo)
 		return;
 	mos_msg_get_i32(m, MOS_T_CODE, &code);
 	mos_msg_get_u32(m, MOS_T_PID, &pid);
+	if (code && mo->state == MIG_DUMP && mo->dump_pid > 0) { /* an early restore failed: after the dump */
+		mo->broken = code;
+		xfer_close(mo);
+		return;
+	}
+	if (mo->state != MIG_RESTORE && !code)
+		return;
 	if (code) {
 		char *t = mos_msg_get_str(m, MOS_T_TEXT);
 		out_fail(mo, code, t ? t : strerror(-code));
