@@ -26,6 +26,13 @@ struct dmdx {
 	struct event *timer;
 };
 
+/* A request for a rank whose data is not posted yet waits at the serving
+ * server (PMIx holds it until the rank commits, even before the job is
+ * registered there), so the answer may take as long as the slowest rank
+ * takes to start. Without a client's PMIX_TIMEOUT, give up after this long
+ * (like a fence at the job's home), so that a lost request cannot hang. */
+#define MOS_PMIX_DMODEX_TIMEOUT_S 120
+
 static struct dmdx *requests;	/* in flight on the host: host loop only */
 static uint64_t last_id;
 
@@ -160,6 +167,8 @@ pmix_status_t mos_pmix_up_dmodex(const pmix_proc_t *proc, const pmix_info_t info
 	w->cbdata = cbdata;
 	dw->proc = *proc;
 	dw->timeout = mos_pmix_info_timeout(info, ninfo);
+	if (dw->timeout <= 0)
+		dw->timeout = MOS_PMIX_DMODEX_TIMEOUT_S;
 	dw->waiter = w;
 	mos_pmix_shift(&dw->w, dmdx_run);
 	return PMIX_SUCCESS;

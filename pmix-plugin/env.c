@@ -41,6 +41,27 @@ static int env_add(char ***envp, const char *name, const char *value)
 	return 0;
 }
 
+/* Open MPI's direct modex without the init barrier: a rank fetches a peer's
+ * data when it first talks to it, instead of every rank waiting in MPI_Init
+ * for the slowest (64 ranks on 2 cores: the job took 0.8x mpirun's time
+ * instead of 1.0x). All three or none: a user who sets any of them chose. */
+static int add_direct_modex(char ***envp)
+{
+	static const char *const kv[][2] = {
+		{ "OMPI_MCA_pmix_base_async_modex", "1" },
+		{ "OMPI_MCA_pmix_base_collect_data", "0" },
+		{ "OMPI_MCA_mpi_async_mpi_init", "1" },
+	};
+	int err = 0;
+
+	for (size_t i = 0; i < 3; i++)
+		if (env_has(*envp, kv[i][0]))
+			return 0;
+	for (size_t i = 0; i < 3 && !err; i++)
+		err = env_add(envp, kv[i][0], kv[i][1]);
+	return err;
+}
+
 int mos_pmix_setup_fork(const char *nspace, uint32_t rank, char ***envp)
 {
 	struct mos_pmix_jobrec *j = mos_pmix_job_find(nspace);
@@ -68,5 +89,6 @@ int mos_pmix_setup_fork(const char *nspace, uint32_t rank, char ***envp)
 	err = err ?: env_add(envp, "OMPI_MCA_mpi_yield_when_idle", "1");
 	/* skips ~200 ms of probing for psm/psm2/ofi in pml cm; we run on TCP */
 	err = err ?: env_add(envp, "OMPI_MCA_pml", "ob1");
+	err = err ?: add_direct_modex(envp);
 	return err;
 }

@@ -234,8 +234,12 @@ int mos_pmix_register_job(const struct mos_pmix_job *job);
  * RANK of NSPACE needs: PMIx's client environment (server URI, namespace,
  * rank), the direct-launch trigger for Open MPI 4.1 (JSM_JSRUN_PORT=0, which
  * also leaves binding to the launcher), PMIX_MCA_gds=hash, the per-node
- * OMPI_MCA_btl_vader_backing_directory, OMPI_MCA_mpi_yield_when_idle=1 and
- * OMPI_MCA_pml=ob1. A variable already in *ENVP is never overridden, so the
+ * OMPI_MCA_btl_vader_backing_directory, OMPI_MCA_mpi_yield_when_idle=1,
+ * OMPI_MCA_pml=ob1 and Open MPI's direct modex without the init barrier
+ * (OMPI_MCA_pmix_base_async_modex=1, OMPI_MCA_pmix_base_collect_data=0,
+ * OMPI_MCA_mpi_async_mpi_init=1: all three unless *ENVP has any of them:
+ * a peer's data is then fetched through the dmodex host op when a rank first
+ * talks to it). A variable already in *ENVP is never overridden, so the
  * host sets its own choice first (e.g. OMPI_MCA_mpi_yield_when_idle=0 on an
  * undersubscribed node). Returns 0, -ENOENT (unknown nspace), -EINVAL (rank
  * not on this node), -ENOMEM, -EIO. */
