@@ -57,6 +57,9 @@ static const struct {
 	[MOS_T_APPMAP] = { "appmap", MOS_FT_BYTES },
 	[MOS_T_PORT] = { "port", MOS_FT_U32 },
 	[MOS_T_PIPES] = { "pipes", MOS_FT_STR },
+	[MOS_T_BIND] = { "bind", MOS_FT_U32 },
+	[MOS_T_LOCAL_RANK] = { "local_rank", MOS_FT_U32 },
+	[MOS_T_LOCAL_SIZE] = { "local_size", MOS_FT_U32 },
 };
 
 #define REQ(...) (const uint16_t[]){ __VA_ARGS__, 0 }
@@ -97,6 +100,7 @@ static const struct {
 	[MOS_MSG_CKPT_DONE] = { "CKPT_DONE", REQ(MOS_T_JOBID, MOS_T_CODE) },
 	[MOS_MSG_RESTART] = { "RESTART", REQ(MOS_T_TEXT) },
 	[MOS_MSG_CKPT_META] = { "CKPT_META", REQ(MOS_T_DATA) },
+	[MOS_MSG_BIND] = { "BIND", REQ(MOS_T_JOBID, MOS_T_RANK, MOS_T_BIND) },
 };
 
 const char *mos_msg_name(unsigned type)

@@ -51,6 +51,7 @@ enum mos_msg_type {
 	MOS_MSG_CKPT_DONE,    /* rank's node -> dest -> home: JOBID, CODE [, RANK, ARGV x4, SEQ] */
 	MOS_MSG_RESTART,      /* client -> mosd: TEXT(dir) */
 	MOS_MSG_CKPT_META,    /* the manifest file of a checkpoint: DATA(submit frame), (RANK ARGV*4 SEQ)* */
+	MOS_MSG_BIND,         /* home->node: bind again a rank that moved there: JOBID, RANK, BIND */
 	MOS_MSG__COUNT
 };
 
@@ -67,6 +68,7 @@ enum mos_tag {
 	MOS_T_SLOTS, MOS_T_APPNUM, MOS_T_SEQ, MOS_T_MPI_RANK, MOS_T_MPI_SIZE, MOS_T_RANKMAP,
 	MOS_T_APPMAP, MOS_T_PORT,
 	MOS_T_PIPES,  /* a pod's stdio pipes by id ("pipe:[N]"), fds 0..3 in order */
+	MOS_T_BIND, MOS_T_LOCAL_RANK, MOS_T_LOCAL_SIZE, /* launcher/mosd/bind.c */
 	MOS_T__COUNT
 };
 
@@ -75,6 +77,12 @@ enum mos_tag {
 #define MOS_SUBMIT_MAP_BY_NODE  0x2u
 #define MOS_SUBMIT_OVERSUB      0x4u
 #define MOS_SUBMIT_STDIN        0x8u
+#define MOS_SUBMIT_REPORT_BIND  0x10u /* a line per rank saying where it is bound */
+
+/* BIND (SUBMIT, SPAWN): what each process is bound to (launcher/mosd/bind.c).
+ * SPAWN adds LOCAL_RANK and LOCAL_SIZE: the rank's place among the job's
+ * ranks on that node, and their number there. */
+enum mos_bind_kind { MOS_BIND_NONE = 0, MOS_BIND_CORE = 1 };
 
 /* APP KIND (after an APP field): the app context is an MPI program */
 #define MOS_APP_MPI 1u

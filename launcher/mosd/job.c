@@ -299,13 +299,16 @@ static int build_template(struct job *j, struct mos_msg *m, pid_t pid)
 	put_groups(t, pid, j->uid, j->gid);
 	for (size_t i = 0; i < m->n_fields; i++) {
 		const struct mos_field *f = &m->fields[i];
-		if (f->tag == MOS_T_ENV || f->tag == MOS_T_CWD)
+		if (f->tag == MOS_T_ENV || f->tag == MOS_T_CWD || f->tag == MOS_T_BIND)
 			rc = rc ? rc : mos_msg_put(t, f->tag, f->data, f->len);
 	}
 	return rc;
 }
 
-static int spawn_rank(struct job *j, uint32_t r)
+/* LOCAL_RANK is the rank's place among the job's ranks on its node, in rank
+ * order (mpirun's local rank), LOCAL_SIZE their number there: the node binds
+ * by them (bind.c). */
+static int spawn_rank(struct job *j, uint32_t r, uint32_t lrank, uint32_t lsize)
 {
 	struct mos_msg s;
 	struct mos_msg *t = &j->spawn_tmpl;
@@ -316,6 +319,8 @@ static int spawn_rank(struct job *j, uint32_t r)
 	s.len = MOS_MSG_HDR_LEN;
 	if (!rc && (rc = mos_msg_put_u32(&s, MOS_T_RANK, r)) == 0)
 		rc = mos_msg_put_u32(&s, MOS_T_APPNUM, j->rank_app[r]);
+	if (!rc && (rc = mos_msg_put_u32(&s, MOS_T_LOCAL_RANK, lrank)) == 0)
+		rc = mos_msg_put_u32(&s, MOS_T_LOCAL_SIZE, lsize);
 	if (!rc)
 		pmixhost_put_spawn(j, r, &s);
 	for (char **a = j->app_argv[j->rank_app[r]]; !rc && *a; a++)
@@ -394,10 +399,16 @@ static int submit(struct mos_conn *client, struct mos_msg *m, uid_t uid, gid_t g
 {
 	char err[512] = "";
 	struct job *j = calloc(1, sizeof(*j));
+	uint32_t *on_node = calloc(mosd.conf->n_nodes * 2, sizeof(uint32_t)), bind = MOS_BIND_NONE;
 	int rc = -ENOMEM;
 
-	if (!j || copy_msg(&j->submit, m))
+	if (!j || !on_node || copy_msg(&j->submit, m))
 		goto fail;
+	if (mos_msg_get_u32(m, MOS_T_BIND, &bind) == 0 && bind != MOS_BIND_NONE && bind != MOS_BIND_CORE) {
+		rc = -EINVAL;
+		snprintf(err, sizeof(err), "field 'bind': unknown binding %u (core, none)", bind);
+		goto fail;
+	}
 	if (meta && (copy_msg(&j->restart_meta, meta) || !(j->restart_dir = strdup(dir))))
 		goto fail;
 	j->uid = uid;
@@ -425,8 +436,12 @@ static int submit(struct mos_conn *client, struct mos_msg *m, uid_t uid, gid_t g
 	pr_info("job %u: %u processes of '%s' for uid %u%s", j->id, j->nprocs, j->name, (unsigned)uid,
 		j->restart_dir ? " (restart)" : "");
 	send_started(j);
+	for (uint32_t r = 0; r < j->nprocs; r++)
+		on_node[j->ranks[r].node]++;
 	for (uint32_t r = 0; r < j->nprocs && job_find(j->id) == j; r++) {
-		if ((rc = j->restart_dir ? ckpt_import_rank(j, r) : spawn_rank(j, r))) {
+		int node = j->ranks[r].node;
+		uint32_t lrank = on_node[mosd.conf->n_nodes + node]++;
+		if ((rc = j->restart_dir ? ckpt_import_rank(j, r) : spawn_rank(j, r, lrank, on_node[node]))) {
 			char text[256];
 			snprintf(text, sizeof(text), "cannot reach the mosd of node %s: %s",
 				 mosd.conf->nodes[j->ranks[r].node].name, strerror(-rc));
@@ -434,8 +449,10 @@ static int submit(struct mos_conn *client, struct mos_msg *m, uid_t uid, gid_t g
 			break;
 		}
 	}
+	free(on_node);
 	return 0;
 fail:
+	free(on_node);
 	if (!err[0])
 		snprintf(err, sizeof(err), "%s", strerror(-rc));
 	pr_warn("job from uid %u refused: %s", (unsigned)uid, err);
@@ -475,6 +492,22 @@ static struct job *msg_job_rank(struct mos_msg *m, uint32_t *rank)
 	return j;
 }
 
+/* --report-bindings: the node's line (TEXT of a good SPAWNED) goes to
+ * mosexec as a notice marked BIND, which it prints as it is. */
+static void report_binding(struct job *j, struct mos_msg *m)
+{
+	const struct mos_field *t = mos_msg_get(m, MOS_T_TEXT);
+	struct mos_msg n;
+
+	if (!t || !j->client || mos_msg_init(&n, MOS_MSG_ERROR))
+		return;
+	mos_msg_put(&n, MOS_T_TEXT, t->data, t->len);
+	mos_msg_put_i32(&n, MOS_T_CODE, 0);
+	mos_msg_put_u32(&n, MOS_T_BIND, 1);
+	mos_conn_send(j->client, &n);
+	mos_msg_free(&n);
+}
+
 void job_on_spawned(struct mos_msg *m)
 {
 	uint32_t r = 0, pid = 0;
@@ -490,6 +523,8 @@ void job_on_spawned(struct mos_msg *m)
 			j->ranks[r].pid = pid;
 			j->n_started++;
 		}
+		if (j->flags & MOS_SUBMIT_REPORT_BIND)
+			report_binding(j, m);
 		return;
 	}
 	char *text = mos_msg_get_str(m, MOS_T_TEXT);
@@ -683,6 +718,26 @@ void job_node_lost(int idx)
 			if (j->ranks[r].node == idx && j->ranks[r].state != RANK_EXITED)
 				rank_ended(j, r, SIGKILL, text);
 	}
+}
+
+/* CRIU restores a moved process with every cpu allowed: if its job is bound,
+ * its new node binds it again (bind.c picks the core there). */
+void job_on_moved(struct mos_msg *m)
+{
+	uint32_t r = 0, bind = MOS_BIND_NONE;
+	int32_t code = -1;
+	struct job *j = msg_job_rank(m, &r);
+	struct mos_msg b;
+
+	mos_msg_get_i32(m, MOS_T_CODE, &code);
+	if (!j || code || mos_msg_get_u32(&j->submit, MOS_T_BIND, &bind) || bind == MOS_BIND_NONE ||
+	    j->ranks[r].state == RANK_EXITED || mos_msg_init(&b, MOS_MSG_BIND))
+		return;
+	mos_msg_put_u32(&b, MOS_T_JOBID, j->id);
+	mos_msg_put_u32(&b, MOS_T_RANK, r);
+	mos_msg_put_u32(&b, MOS_T_BIND, bind);
+	peer_send(j->ranks[r].node, &b);
+	mos_msg_free(&b);
 }
 
 void job_stdin(struct job *j, struct mos_msg *m)

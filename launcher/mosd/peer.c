@@ -8,6 +8,7 @@
 #include "mig.h"
 #include "pmixhost.h"
 #include "ckpt.h"
+#include "bind.h"
 #include "util.h"
 #include <errno.h>
 #include <stdlib.h>
@@ -63,7 +64,8 @@ void peer_dispatch(struct mos_conn *c, struct mos_msg *m, int from)
 		break;
 	}
 	case MOS_MSG_EXIT: job_on_exit(m); break;
-	case MOS_MSG_MOVED: mig_home_result(m); break;
+	case MOS_MSG_MOVED: mig_home_result(m); job_on_moved(m); break;
+	case MOS_MSG_BIND: mos_bind_moved(m); break;
 	case MOS_MSG_MIGRATE: {
 		uint32_t kind = 0;
 		mos_msg_get_u32(m, MOS_T_KIND, &kind);

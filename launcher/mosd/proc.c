@@ -8,6 +8,7 @@
 #include "criu.h"
 #include "mig.h"
 #include "pmixhost.h"
+#include "bind.h"
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -36,6 +37,7 @@ int proc_init(void) { return 0; }
 void proc_fini(void)
 {
 	proc_kill_all();
+	mos_bind_fini();
 }
 
 struct proc *proc_find(uint32_t jobid, uint32_t rank)
@@ -193,6 +195,7 @@ struct child_args {
 	const char *cwd;
 	char **argv, **envp;
 	const char *mosinit;
+	const struct mos_bind *bind;
 };
 
 /* The child shares mosd's memory until it execs (CLONE_VM): only system
@@ -224,6 +227,8 @@ static int child_main(void *arg)
 	if (dup2(a->in, 0) < 0 || dup2(a->out, 1) < 0 || dup2(a->err, 2) < 0 || dup2(a->st, 3) < 0)
 		_exit(126);
 	syscall(SYS_close_range, 4, ~0U, 0);
+	if (a->bind->len && syscall(SYS_sched_setaffinity, 0, a->bind->len, a->bind->mask) < 0)
+		child_fail("cannot bind to cpus", NULL);
 	setsid();
 	if (syscall(SYS_setgroups, a->ngroups, a->groups) < 0)
 		child_fail("setgroups", NULL);
@@ -331,7 +336,7 @@ int proc_attach_fds(struct proc *p, int fds[4][2])
 	return 0;
 }
 
-static int start_proc(struct proc *p, struct mos_msg *m, char **argv, char **envp)
+static int start_proc(struct proc *p, struct mos_msg *m, char **argv, char **envp, const struct mos_bind *bind)
 {
 	int fds[4][2], rc;
 	uint32_t gid = 0;
@@ -348,7 +353,7 @@ static int start_proc(struct proc *p, struct mos_msg *m, char **argv, char **env
 		return rc;
 	}
 	struct child_args a = { fds[0][0], fds[1][1], fds[2][1], fds[3][1], p->uid, gid, groups, ng,
-				cwd, argv, envp, mosd.mosinit };
+				cwd, argv, envp, mosd.mosinit, bind };
 	/* Like posix_spawn: no copy of mosd's page tables (a fork-like clone
 	 * cost grew with mosd's size), the child borrows its memory until exec. */
 	sigset_t all, old;
@@ -399,6 +404,7 @@ void proc_on_spawn(struct mos_msg *m)
 	uint32_t jobid = 0, rank = 0, uid = 0, nprocs = 1, appnum = 0;
 	char text[256] = "", appbuf[16];
 	char **argv = NULL, **envp = NULL, **full = NULL;
+	struct mos_bind bind;
 	char *home = mos_msg_get_str(m, MOS_T_HOME);
 	int rc = -ENOMEM;
 
@@ -438,14 +444,16 @@ void proc_on_spawn(struct mos_msg *m)
 	full[0] = (char *)"mosinit";
 	memcpy(full + 1, argv, n * sizeof(char *));
 	p->cmd = join_argv(argv);
-	if ((rc = start_proc(p, m, full, envp))) {
+	if ((rc = mos_bind_plan(m, mosd.self->name, &bind, text, sizeof(text))))
+		goto fail;
+	if ((rc = start_proc(p, m, full, envp, &bind))) {
 		snprintf(text, sizeof(text), "cannot start the process: %s", strerror(-rc));
 		goto fail;
 	}
 	p->next = mosd.procs;
 	mosd.procs = p;
 	pr_info("job %u rank %u started: pid %d, home %s: %s", jobid, rank, (int)p->pid, home, p->cmd);
-	reply_spawned(m, jobid, rank, 0, p->pid, NULL);
+	reply_spawned(m, jobid, rank, 0, p->pid, text[0] ? text : NULL); /* --report-bindings */
 	goto out;
 fail:
 	pr_warn("job %u rank %u not started: %s", jobid, rank, text[0] ? text : strerror(-rc));

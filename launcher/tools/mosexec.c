@@ -38,7 +38,7 @@ static struct opts {
 	const char *bind_to;
 	char **xvars;
 	int n_xvars;
-	bool tag_output, oversubscribe, stdin_none, quiet;
+	bool tag_output, oversubscribe, stdin_none, quiet, report_bindings;
 	int mpi;            /* --mpi / --no-mpi for every app: 1 / 0, else -1 */
 	const char *restart; /* --restart DIR */
 } o = { .mpi = -1 };
@@ -63,11 +63,15 @@ static void usage(FILE *f)
 		"  -H, --host LIST       only these nodes: node0,node1:4 (:N = slots)\n"
 		"  --hostfile FILE       nodes from a file: 'node0 slots=4' per line\n"
 		"  --map-by node|slot    spread ranks round-robin over nodes, or fill nodes (default slot)\n"
-		"  --bind-to core|none   binding (accepted; binding follows the node's cpu quota)\n"
+		"  --bind-to core|none   bind each process to one core of its node (local rank i -> core\n"
+		"                        i mod cores; more processes than cores needs --oversubscribe),\n"
+		"                        or leave the cpu affinity alone (none, the default)\n"
+		"  --report-bindings     print each rank's binding on stderr: [node] rank R bound to ...\n"
 		"  -x VAR[=VALUE]        set VAR for the processes (all of mosexec's environment goes anyway)\n"
 		"  --wdir DIR            working directory of the processes (default: the current one)\n"
 		"  --tag-output          prefix each line with [job,rank]<stdout|stderr>:\n"
-		"  --oversubscribe       allow more processes than slots on --host/--hostfile nodes\n"
+		"  --oversubscribe       allow more processes than slots on --host/--hostfile nodes, and\n"
+		"                        than cores with --bind-to core (they share cores, round-robin)\n"
 		"  --stdin none          do not forward stdin to rank 0\n"
 		"  --mpi | --no-mpi      the programs are (not) MPI programs; default: an ELF program\n"
 		"                        linked with libmpi is one (its ranks form MPI_COMM_WORLD)\n"
@@ -182,6 +186,8 @@ static int parse_args(int argc, char **argv)
 				if (need_arg(i, argc, argv))
 					return -1;
 				o.wdir = argv[++i];
+			} else if (!strcmp(opt, "-report-bindings")) {
+				o.report_bindings = true;
 			} else if (!strcmp(opt, "-tag-output")) {
 				o.tag_output = true;
 			} else if (!strcmp(opt, "-oversubscribe")) {
@@ -335,6 +341,10 @@ static int build_submit(struct mos_msg *m)
 		mos_msg_put_str(m, MOS_T_HOSTS, o.hosts);
 	if (o.map_by && !strcmp(o.map_by, "node"))
 		flags |= MOS_SUBMIT_MAP_BY_NODE;
+	if (o.bind_to && !strcmp(o.bind_to, "core"))
+		mos_msg_put_u32(m, MOS_T_BIND, MOS_BIND_CORE);
+	if (o.report_bindings)
+		flags |= MOS_SUBMIT_REPORT_BIND;
 	if (o.oversubscribe)
 		flags |= MOS_SUBMIT_OVERSUB;
 	if (o.tag_output)
@@ -476,7 +486,10 @@ static void on_msg(struct mos_conn *c, struct mos_msg *m, void *arg)
 		char *t = mos_msg_get_str(m, MOS_T_TEXT);
 		int32_t code = -1;
 		mos_msg_get_i32(m, MOS_T_CODE, &code);
-		fprintf(stderr, "mosexec: %s\n", t ? t : "error");
+		if (code == 0 && mos_msg_get(m, MOS_T_BIND)) /* --report-bindings: "[node] rank R ..." */
+			fprintf(stderr, "%s\n", t ? t : "");
+		else
+			fprintf(stderr, "mosexec: %s\n", t ? t : "error");
 		free(t);
 		if (code == 0) /* a notice: the job goes on (or ends by itself) */
 			break;
