@@ -125,6 +125,25 @@ wait_for 10 test -s "$vpath/node1/mosd.pid"
 vx node0 mosmigrate --force "$job.0" node1 >/dev/null
 ok $? "node1 restarted and takes the process again"
 
+# The link between source and target breaks right after the target has
+# restored its (still stopped) copy, before the source hears of it: the home
+# decides, and exactly one copy goes on.
+vx node2 mosctl fault mig_done_lost
+vx node0 mosmigrate --force "$job.0" node2 >/dev/null 2>"$T_TMP/e"
+like "$(cat "$T_TMP/e")" "failed in step 'restore'.*keeps running on node1" "link cut after the restore: the move fails"
+wait_for 10 sh -c "[ \$(pgrep -fc '^/bin/bash $T_TMP/counter.sh') -eq 1 ]"
+ok $? "exactly one copy is left ($(pgrep -fc "^/bin/bash $T_TMP/counter.sh"))"
+grep -q "job $job rank 0, move [0-9a-f]*: the home decides to abort" "$(mosctl vcluster path)/node0/mosd.log"
+ok $? "the home decided the abort"
+is "$(where_of "$job" 0)" node1 "it runs on node1"
+before=$(grep -c count "$T_TMP/out")
+wait_for 10 sh -c "[ \$(grep -c count '$T_TMP/out') -gt $((before + 3)) ]"
+like "$(tail -n 1 "$T_TMP/out")" "on node1$" "and keeps counting on node1"
+sleep 2.2 # the cut link marks the nodes down for 2 s
+vx node0 mosmigrate --force "$job.0" node2 >/dev/null
+ok $? "after that it moves to node2 again"
+vx node0 mosmigrate --force "$job.0" node1 >/dev/null
+
 # Post-copy (lazy pages): 100 MiB move with a short freeze, memory intact.
 cc -O2 -o "$T_TMP/mig_load" "$TOP_SRCDIR/bench/mig_load.c" && chmod 755 "$T_TMP/mig_load"
 mosctl vcluster exec node0 -- mosexec -n 1 "$T_TMP/mig_load" 100 400 >"$T_TMP/lazy.out" 2>&1 &

@@ -288,6 +288,8 @@ pid_t criu_restore(const char *dir, const char *const *inherit, const int *fds, 
 		argv[k++] = "--lazy-pages";
 	if (how & CRIU_RESTORE_STREAM)
 		argv[k++] = "--stream";
+	if (how & CRIU_RESTORE_STOPPED)
+		argv[k++] = "--leave-stopped";
 	for (size_t i = 0; i < n; i++) {
 		snprintf(specs[i], sizeof(specs[i]), "fd[%d]:%s", fds[i], inherit[i]);
 		argv[k++] = "--inherit-fd";

@@ -45,9 +45,11 @@ void criu_dump_phase_done(pid_t id);
 /* criu_restore - `criu restore -D DIR -d --pidfile DIR/restored.pid` with
  * each INHERIT[i] ("pipe:[N]") bound to FDS[i] of the child. HOW: the
  * CRIU_RESTORE_* flags: LAZY, memory comes from a lazy-pages daemon; STREAM,
- * images come from an image server on DIR/streamer-serve.sock (imgserve.h). */
+ * images come from an image server on DIR/streamer-serve.sock (imgserve.h);
+ * STOPPED, the restored tree is left stopped. */
 #define CRIU_RESTORE_LAZY 0x1u
 #define CRIU_RESTORE_STREAM 0x2u
+#define CRIU_RESTORE_STOPPED 0x4u /* the tree stays stopped (SIGSTOP) */
 pid_t criu_restore(const char *dir, const char *const *inherit, const int *fds, size_t n, unsigned how,
 		   criu_done_cb cb, void *arg);
 /* criu_reaped - route a reaped child: true if it was one of ours. */

@@ -14,6 +14,7 @@ static const char *const known[] = {
 	"mig_restore_fail", /* target damages an image so criu restore fails */
 	"mig_target_crash", /* target daemon dies on COMMIT, before restoring */
 	"mig_source_crash", /* source daemon dies right after the hand-over */
+	"mig_done_lost",    /* target's link to the source breaks right after its restore */
 };
 #define N_KNOWN (sizeof(known) / sizeof(known[0]))
 static bool armed[N_KNOWN];

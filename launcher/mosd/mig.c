@@ -20,7 +20,7 @@
 #include <unistd.h>
 const char *mig_state2str(enum mig_state s)
 {
-	static const char *const n[] = { "prepare", "dump", "send", "restore", "finished" };
+	static const char *const n[] = { "prepare", "dump", "send", "restore", "hand-over", "finished" };
 	return s <= MIG_FINISHED ? n[s] : "?";
 }
 
@@ -153,6 +153,138 @@ void mig_home_result(struct mos_msg *m)
 	free(requester);
 }
 void mig_criu_noop(void *arg, int ws) { }
+
+/* The home's word on each hand-over, kept a while for late questions. */
+struct decision {
+	struct decision *next;
+	uint32_t jobid, rank;
+	uint64_t attempt;
+	int target;
+	bool commit;
+	uint64_t at_ms;
+};
+static struct decision *decisions;
+#define DECISION_KEEP_MS (30u * 60 * 1000)
+
+static struct decision *decide(uint32_t jobid, uint32_t rank, uint64_t attempt, int target, bool commit)
+{
+	uint64_t now = mos_now_ms();
+	for (struct decision **pp = &decisions; *pp;) { /* forget old ones */
+		struct decision *d = *pp;
+		if (now - d->at_ms > DECISION_KEEP_MS) {
+			*pp = d->next;
+			free(d);
+		} else {
+			pp = &d->next;
+		}
+	}
+	for (struct decision *d = decisions; d; d = d->next)
+		if (d->jobid == jobid && d->rank == rank && d->attempt == attempt)
+			return d; /* said once, said for good */
+	struct decision *d = calloc(1, sizeof(*d));
+	if (!d)
+		return NULL;
+	*d = (struct decision){ decisions, jobid, rank, attempt, target, commit, now };
+	decisions = d;
+	pr_info("job %u rank %u, move %016llx: the home decides %s", jobid, rank, (unsigned long long)attempt,
+		commit ? "to commit (the target's copy runs)" : "to abort (the source's copy runs)");
+	return d;
+}
+
+static int send_decide(int idx, unsigned kind, uint32_t jobid, uint32_t rank, uint64_t attempt, int target)
+{
+	struct mos_msg m;
+	int rc = mos_msg_init(&m, MOS_MSG_MIG_DECIDE);
+	if (rc)
+		return rc;
+	mos_msg_put_u32(&m, MOS_T_JOBID, jobid);
+	mos_msg_put_u32(&m, MOS_T_RANK, rank);
+	mos_msg_put_u32(&m, MOS_T_KIND, kind);
+	mos_msg_put_u64(&m, MOS_T_SEQ, attempt);
+	if (target >= 0)
+		mos_msg_put_str(&m, MOS_T_NODE, mosd.conf->nodes[target].name);
+	rc = peer_send(idx, &m);
+	mos_msg_free(&m);
+	return rc;
+}
+
+int mig_ask_home(const char *home, unsigned kind, uint32_t jobid, uint32_t rank, uint64_t attempt, int target)
+{
+	int idx = peer_index(home);
+	return idx < 0 ? -ENOENT : send_decide(idx, kind, jobid, rank, attempt, target);
+}
+
+/* The home: commit only when the source asks for it first; an abort asked
+ * for by the source, or a question from a target that lost its source
+ * before any commit, aborts. The answer goes to whoever asked, and a commit
+ * also to the target, whose copy waits stopped for it. */
+static void home_decide(uint32_t kind, uint32_t jobid, uint32_t rank, uint64_t attempt, int target, int from)
+{
+	struct decision *d = decide(jobid, rank, attempt, target, kind == MIG_ASK_COMMIT);
+	if (!d)
+		return; /* out of memory: the askers ask again */
+	unsigned answer = d->commit ? MIG_DECIDED_COMMIT : MIG_DECIDED_ABORT;
+	send_decide(from, answer, jobid, rank, attempt, d->target);
+	if (d->commit && d->target >= 0 && d->target != from)
+		send_decide(d->target, answer, jobid, rank, attempt, d->target);
+}
+
+void mig_on_decide(struct mos_msg *m, int from)
+{
+	uint32_t jobid = 0, rank = 0, kind = 0;
+	uint64_t attempt = 0;
+	mos_msg_get_u32(m, MOS_T_JOBID, &jobid);
+	mos_msg_get_u32(m, MOS_T_RANK, &rank);
+	mos_msg_get_u32(m, MOS_T_KIND, &kind);
+	mos_msg_get_u64(m, MOS_T_SEQ, &attempt);
+	char *node = mos_msg_get_str(m, MOS_T_NODE);
+	int target = node ? peer_index(node) : -1;
+	free(node);
+	switch (kind) {
+	case MIG_ASK_COMMIT:
+	case MIG_ASK_ABORT:
+	case MIG_ASK_QUERY:
+		if (!job_find(jobid)) {
+			pr_warn("hand-over question for job %u, which is not ours: ignored", jobid);
+			return;
+		}
+		home_decide(kind, jobid, rank, attempt, target, from);
+		break;
+	case MIG_DECIDED_COMMIT:
+	case MIG_DECIDED_ABORT:
+		mig_out_decided(jobid, rank, attempt, kind == MIG_DECIDED_COMMIT);
+		mig_in_decided(jobid, rank, attempt, kind == MIG_DECIDED_COMMIT);
+		break;
+	default:
+		pr_warn("MIG_DECIDE of unknown kind %u: ignored", kind);
+	}
+}
+
+/* SIGCONT every task of the pod rooted at PID (left stopped by criu). */
+void mig_resume_tree(pid_t pid, int depth)
+{
+	char path[64];
+	kill(pid, SIGCONT);
+	if (depth > 32)
+		return;
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	DIR *d = opendir(path);
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		char cpath[128];
+		snprintf(cpath, sizeof(cpath), "%s/%s/children", path, e->d_name);
+		FILE *f = fopen(cpath, "r");
+		int c;
+		while (f && fscanf(f, "%d", &c) == 1)
+			mig_resume_tree(c, depth + 1);
+		if (f)
+			fclose(f);
+	}
+	if (d)
+		closedir(d);
+}
 
 /* --- both ------------------------------------------------------------------ */
 

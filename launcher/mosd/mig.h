@@ -1,19 +1,22 @@
 /* mig.h - live migration of one pod (a process tree under mosinit) between
  * nodes with CRIU. The home node validates and records; the source dumps
  * (leaving the tree stopped), streams the images into the target's tmpfs,
- * and hands over; the target restores with fresh stdio pipes. Until the
- * target reports the restored process running, the source can resume its
- * stopped copy: any failure leaves exactly one live copy. */
+ * and hands over; the target restores with fresh stdio pipes and keeps the
+ * restored tree stopped. The home then decides, once: commit (the target's
+ * copy runs, the source's goes) or abort (the other way round). Source and
+ * target both obey the home's word, asked for whenever the link between
+ * them fails, so any failure leaves exactly one live copy. */
 #ifndef MOSD_MIG_H
 #define MOSD_MIG_H
 
 #include "mosd.h"
 
-enum mig_state { MIG_PREPARE, MIG_DUMP, MIG_SEND, MIG_RESTORE, MIG_FINISHED };
+enum mig_state { MIG_PREPARE, MIG_DUMP, MIG_SEND, MIG_RESTORE, MIG_HANDOVER, MIG_FINISHED };
 const char *mig_state2str(enum mig_state s);
 
 #define MOS_MIG_FORCE 0x1u
 #define MOS_MIG_LAZY  0x2u
+#define MOS_MIG_HANDOVER 0x4u /* PREPARE: the home decides the hand-over (a move, not a restart) */
 
 /* home side: a MIGRATE request (from a local user through any node). */
 void mig_home_request(struct mos_msg *m);
@@ -31,6 +34,8 @@ void mig_on_data(struct mos_msg *m, int from);
 void mig_on_commit(struct mos_msg *m, int from);
 void mig_on_abort(struct mos_msg *m, int from);
 bool mig_on_stdin(uint32_t jobid, uint32_t rank, const struct mos_field *d);
+/* all three: MIG_DECIDE, a question to the home or its answer. */
+void mig_on_decide(struct mos_msg *m, int from);
 /* both: a link to node IDX broke; a child was reaped. */
 void mig_peer_lost(int idx);
 void mig_note_reaped(pid_t pid, int wstatus);

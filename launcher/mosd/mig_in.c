@@ -40,6 +40,9 @@ struct mig_in { /* target side */
 	struct event *lazy_ev;
 	struct imgserve *serve;     /* streamed restore: feeds criu as images arrive */
 	bool early;                 /* criu restore started at PREPARE and waits for the images */
+	bool handover;              /* a move: the restored copy waits stopped for the home's word */
+	pid_t pid;                  /* the restored tree, while it waits */
+	uint64_t move_id;           /* the source's id of this try */
 };
 
 /* The lazy-pages daemon outlives the migration record: its socket and log
@@ -96,6 +99,8 @@ static void in_free(struct mig_in *mi)
 	free(mi);
 }
 
+static void ask_home(struct mig_in *mi);
+
 /* Give up on this move: a streamed restore is cut off from its images,
  * so criu fails; any other restore runs to its end and is then undone. */
 static void stop_serving(struct mig_in *mi)
@@ -108,6 +113,10 @@ static void stop_serving(struct mig_in *mi)
 static void on_in_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct mig_in *mi = arg;
+	if (mi->state == MIG_HANDOVER) {
+		ask_home(mi);
+		return;
+	}
 	if (mi->state == MIG_RESTORE) { /* criu still runs: decide when it ends */
 		stop_serving(mi);
 		return;
@@ -197,6 +206,8 @@ void mig_on_prepare(struct mos_msg *m, int mig_sender)
 		mi->jobid = jobid;
 		mi->rank = rank;
 		mi->source = source;
+		mi->handover = flags & MOS_MIG_HANDOVER;
+		mos_msg_get_u64(m, MOS_T_SEQ, &mi->move_id);
 		mos_msg_get_u32(m, MOS_T_NPROCS, &mi->nprocs);
 		mos_msg_get_u32(m, MOS_T_UID, &mi->uid);
 		mos_msg_get_u32(m, MOS_T_MIGRATIONS, &mi->migrations);
@@ -256,6 +267,9 @@ void mig_on_data(struct mos_msg *m, int mig_sender)
 	}
 }
 
+static void adopt(struct mig_in *mi, pid_t pid, bool tell_source);
+static void send_done(struct mig_in *mi, pid_t pid);
+
 static void restored(void *arg, int ws)
 {
 	struct mig_in *mi = arg;
@@ -287,14 +301,45 @@ static void restored(void *arg, int ws)
 		in_free(mi);
 		return;
 	}
-	struct proc *p = calloc(1, sizeof(*p));
-	if (!p) {
-		kill(pid, SIGKILL);
-		mig_send_to(mi->source, MOS_MSG_MIG_DONE, mi->jobid, mi->rank, -ENOMEM, "out of memory");
-		in_free(mi);
+	if (!mi->handover) { /* a restart: nobody else has a copy */
+		adopt(mi, pid, true);
 		return;
 	}
-	p->jobid = mi->jobid;
+	mi->pid = pid;
+	mi->state = MIG_HANDOVER;
+	struct timeval tv = { 5, 0 }; /* no word by then: ask the home (on_in_timeout) */
+	evtimer_add(mi->timer, &tv);
+	if (fault_injected("mig_done_lost")) { /* the link fails before the source hears of it */
+		pr_warn("fault injection: the link to the source breaks before DONE");
+		peer_drop(mi->source);
+		return;
+	}
+	send_done(mi, pid);
+}
+
+/* Tell the source the restore worked, with our timings. */
+static void send_done(struct mig_in *mi, pid_t pid)
+{
+	struct mos_msg d;
+	if (mos_msg_init(&d, MOS_MSG_MIG_DONE))
+		return;
+	mos_msg_put_u32(&d, MOS_T_JOBID, mi->jobid);
+	mos_msg_put_u32(&d, MOS_T_RANK, mi->rank);
+	mos_msg_put_i32(&d, MOS_T_CODE, 0);
+	mos_msg_put_u32(&d, MOS_T_PID, (uint32_t)pid);
+	char t[96];
+	uint64_t now = mos_now_ms();
+	snprintf(t, sizeof(t), "receive %llu, restore %llu", (unsigned long long)(mi->t_restore - mi->t_data),
+		 (unsigned long long)(now - mi->t_restore));
+	mos_msg_put_str(&d, MOS_T_TEXT, t);
+	peer_send(mi->source, &d);
+	mos_msg_free(&d);
+}
+
+/* The restored copy is ours for good: it becomes a process of this node. */
+static void adopt(struct mig_in *mi, pid_t pid, bool tell_source)
+{
+	struct proc *p = calloc(1, sizeof(*p));	p->jobid = mi->jobid;
 	p->rank = mi->rank;
 	p->nprocs = mi->nprocs;
 	p->uid = mi->uid;
@@ -322,20 +367,8 @@ static void restored(void *arg, int ws)
 			p->in = NULL;
 		}
 	}
-	struct mos_msg d;
-	if (mos_msg_init(&d, MOS_MSG_MIG_DONE) == 0) {
-		mos_msg_put_u32(&d, MOS_T_JOBID, p->jobid);
-		mos_msg_put_u32(&d, MOS_T_RANK, p->rank);
-		mos_msg_put_i32(&d, MOS_T_CODE, 0);
-		mos_msg_put_u32(&d, MOS_T_PID, (uint32_t)pid);
-		char t[96];
-		uint64_t now = mos_now_ms();
-		snprintf(t, sizeof(t), "receive %llu, restore %llu", (unsigned long long)(mi->t_restore - mi->t_data),
-			 (unsigned long long)(now - mi->t_restore));
-		mos_msg_put_str(&d, MOS_T_TEXT, t);
-		peer_send(mi->source, &d);
-		mos_msg_free(&d);
-	}
+	if (tell_source)
+		send_done(mi, pid);
 	pr_info("job %u rank %u restored here: pid %d (migration %u%s)", p->jobid, p->rank, pid, p->migrations,
 		mi->lazy ? ", memory follows on demand" : "");
 	if (mi->lazy_pid > 0) {
@@ -355,6 +388,31 @@ static void restored(void *arg, int ws)
 		}
 }
 
+void mig_in_decided(uint32_t jobid, uint32_t rank, uint64_t attempt, bool commit)
+{
+	struct mig_in *mi = find_in(jobid, rank);
+	if (!mi || mi->state != MIG_HANDOVER || mi->move_id != attempt)
+		return;
+	pid_t pid = mi->pid;
+	if (!commit) {
+		pr_warn("job %u rank %u: the home decided against the hand-over: the restored copy goes", jobid, rank);
+		kill(pid, SIGKILL); /* the pod's init: its whole PID namespace goes */
+		in_free(mi);
+		return;
+	}
+	adopt(mi, pid, false);
+	mig_resume_tree(pid, 0);
+}
+
+/* Lost touch with the source while our copy waits: ask the home, again
+ * until it answers. */
+static void ask_home(struct mig_in *mi)
+{
+	struct timeval tv = { 1, 0 };
+	evtimer_add(mi->timer, &tv); /* before asking: the answer may free mi */
+	mig_ask_home(mi->home, MIG_ASK_QUERY, mi->jobid, mi->rank, mi->move_id, -1);
+}
+
 static void start_restore(struct mig_in *mi)
 {
 	int fds[4][2], rc;
@@ -370,7 +428,9 @@ static void start_restore(struct mig_in *mi)
 	mi->state = MIG_RESTORE;
 	mi->t_restore = mos_now_ms();
 	pid_t cp = criu_restore(mi->dir, specs, child, 4,
-				(mi->lazy ? CRIU_RESTORE_LAZY : 0) | (mi->serve ? CRIU_RESTORE_STREAM : 0), restored, mi);
+				(mi->lazy ? CRIU_RESTORE_LAZY : 0) | (mi->serve ? CRIU_RESTORE_STREAM : 0) |
+					(mi->handover ? CRIU_RESTORE_STOPPED : 0),
+				restored, mi);
 	if (cp < 0) {
 		mig_send_to(mi->source, MOS_MSG_MIG_DONE, mi->jobid, mi->rank, (int)cp, "cannot run criu");
 		in_free(mi);
@@ -538,7 +598,9 @@ void mig_on_abort(struct mos_msg *m, int mig_sender)
 	struct mig_in *mi = msg_in(m);
 	if (!mi || mi->source != mig_sender)
 		return;
-	if (mi->state == MIG_RESTORE)
+	if (mi->state == MIG_HANDOVER)
+		ask_home(mi); /* the home has decided: which way, it says */
+	else if (mi->state == MIG_RESTORE)
 		stop_serving(mi);
 	else
 		in_free(mi);
@@ -548,9 +610,16 @@ void mig_in_peer_lost(int idx)
 {
 	for (struct mig_in *mi = incoming, *next; mi; mi = next) {
 		next = mi->next;
+		if (mi->state == MIG_HANDOVER && !strcmp(mosd.conf->nodes[idx].name, mi->home)) {
+			kill(mi->pid, SIGKILL); /* the job is gone with its home */
+			in_free(mi);
+			continue;
+		}
 		if (mi->source != idx)
 			continue;
-		if (mi->state == MIG_RESTORE)
+		if (mi->state == MIG_HANDOVER)
+			ask_home(mi);
+		else if (mi->state == MIG_RESTORE)
 			stop_serving(mi); /* the source resumes its copy: ours must not run */
 		else
 			in_free(mi);

@@ -23,6 +23,16 @@ void mig_crash_now(evutil_socket_t fd, short what, void *arg);
  * client waits for it (local.c routes it). */
 void mig_reply_to(const char *requester, uint64_t seq, int code, const char *text);
 void mig_out_peer_lost(int idx);
+/* MIG_DECIDE kinds: questions to the home, and its answers */
+enum { MIG_ASK_COMMIT = 1, MIG_ASK_ABORT, MIG_ASK_QUERY, MIG_DECIDED_COMMIT, MIG_DECIDED_ABORT };
+/* mig_ask_home - ask HOME about the move ATTEMPT (a random id the source
+ * gives each try) of JOBID.RANK to node TARGET; the answer comes as
+ * mig_out_decided()/mig_in_decided(), at once when we are the home. */
+int mig_ask_home(const char *home, unsigned kind, uint32_t jobid, uint32_t rank, uint64_t attempt, int target);
+void mig_out_decided(uint32_t jobid, uint32_t rank, uint64_t attempt, bool commit);
+void mig_in_decided(uint32_t jobid, uint32_t rank, uint64_t attempt, bool commit);
+/* mig_resume_tree - SIGCONT every task of the pod rooted at PID. */
+void mig_resume_tree(pid_t pid, int depth);
 void mig_in_peer_lost(int idx);
 
 #endif

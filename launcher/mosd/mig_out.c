@@ -32,6 +32,9 @@ struct mig_out { /* source side, hangs off its proc */
 	unsigned port;
 	uint64_t t_commit;
 	int broken;                 /* -errno: the transfer failed while criu dumped */
+	uint64_t move_id;           /* this try, for the home's decision */
+	pid_t new_pid;              /* hand-over: the target's restored copy */
+	char rtext[96];             /* the target's timings */
 	size_t bytes;
 	struct event *timer;
 	pid_t dump_pid;             /* criu dump, while it runs */
@@ -87,32 +90,6 @@ static void report_home(struct mig_out *mo, int code, pid_t pid, const char *tex
 	mos_msg_free(&m);
 }
 
-/* SIGCONT every task of the pod rooted at PID (left stopped by the dump). */
-static void resume_tree(pid_t pid, int depth)
-{
-	char path[64];
-	kill(pid, SIGCONT);
-	if (depth > 32)
-		return;
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	DIR *d = opendir(path);
-	struct dirent *e;
-	while (d && (e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		char cpath[128];
-		snprintf(cpath, sizeof(cpath), "%s/%s/children", path, e->d_name);
-		FILE *f = fopen(cpath, "r");
-		int c;
-		while (f && fscanf(f, "%d", &c) == 1)
-			resume_tree(c, depth + 1);
-		if (f)
-			fclose(f);
-	}
-	if (d)
-		closedir(d);
-}
-
 static void xfer_close(struct mig_out *mo);
 
 static void out_free(struct mig_out *mo)
@@ -141,7 +118,7 @@ static void out_fail(struct mig_out *mo, int code, const char *why)
 	pr_warn("migration of job %u rank %u to %s failed in state %s: %s; it keeps running here", p->jobid,
 		p->rank, mosd.conf->nodes[mo->target].name, mig_state2str(mo->state), why);
 	if (mo->state >= MIG_SEND) { /* dumped: stopped, not gone */
-		resume_tree(p->pid, 0);
+		mig_resume_tree(p->pid, 0);
 		mig_send_to(mo->target, MOS_MSG_MIG_ABORT, p->jobid, p->rank, -ECANCELED, why);
 	} else if (mo->state == MIG_PREPARE || mo->state == MIG_DUMP) {
 		mig_send_to(mo->target, MOS_MSG_MIG_ABORT, p->jobid, p->rank, -ECANCELED, why);
@@ -156,7 +133,14 @@ static void out_fail(struct mig_out *mo, int code, const char *why)
 
 static void on_out_timeout(evutil_socket_t fd, short what, void *arg)
 {
-	out_fail(arg, -ETIMEDOUT, "timed out");
+	struct mig_out *mo = arg;
+	if (mo->state == MIG_HANDOVER) { /* only the home may say which copy lives */
+		struct timeval tv = { 2, 0 };
+		evtimer_add(mo->timer, &tv); /* before asking: the answer may free mo */
+		mig_ask_home(mo->p->home, MIG_ASK_ABORT, mo->p->jobid, mo->p->rank, mo->move_id, mo->target);
+		return;
+	}
+	out_fail(mo, -ETIMEDOUT, "timed out");
 }
 
 static int read_pipe_ids(struct mig_out *mo);
@@ -213,7 +197,9 @@ void mig_source_start(struct mos_msg *m)
 	mos_msg_put_str(&q, MOS_T_ARGV, p->cmd ? p->cmd : "?");
 	mos_msg_put_u32(&q, MOS_T_MIGRATIONS, p->migrations);
 	mos_msg_put_u64(&q, MOS_T_RSS, rss);
-	mos_msg_put_u32(&q, MOS_T_FLAGS, mo->flags);
+	mos_msg_put_u32(&q, MOS_T_FLAGS, mo->flags | MOS_MIG_HANDOVER);
+	mo->move_id = mos_rng_next(&mosd.rng);
+	mos_msg_put_u64(&q, MOS_T_SEQ, mo->move_id);
 	int rc = read_pipe_ids(mo);
 	for (int i = 0; !rc && i < 4; i++) /* the target may start its restore with them */
 		mos_msg_put_str(&q, MOS_T_PIPES, mo->pipes[i]);
@@ -477,7 +463,7 @@ void mig_on_done(struct mos_msg *m)
 		xfer_close(mo);
 		return;
 	}
-	if (mo->state != MIG_RESTORE && !code)
+	if ((mo->state != MIG_RESTORE && !code) || mo->state == MIG_HANDOVER)
 		return;
 	if (code) {
 		char *t = mos_msg_get_str(m, MOS_T_TEXT);
@@ -485,18 +471,30 @@ void mig_on_done(struct mos_msg *m)
 		free(t);
 		return;
 	}
-	/* The target runs it now: our stopped copy goes, silently. */
+	/* The target holds the restored copy stopped: the home decides. */
+	char *ttext = mos_msg_get_str(m, MOS_T_TEXT);
+	snprintf(mo->rtext, sizeof(mo->rtext), "%s", ttext ? ttext : "restore ?");
+	free(ttext);
+	mo->new_pid = (pid_t)pid;
+	set_state_out(mo, MIG_HANDOVER);
+	struct timeval tv = { 5, 0 }; /* no word by then: ask again (see on_out_timeout) */
+	evtimer_add(mo->timer, &tv);
+	/* last: when we are the home, the answer comes at once and frees mo */
+	mig_ask_home(p->home, MIG_ASK_COMMIT, p->jobid, p->rank, mo->move_id, mo->target);
+}
+
+/* Committed: the target's copy runs; our stopped copy goes, silently. */
+static void finish_move(struct mig_out *mo)
+{
+	struct proc *p = mo->p;
 	uint64_t now = mos_now_ms();
 	char text[512];
-	char *ttext = mos_msg_get_str(m, MOS_T_TEXT);
 	snprintf(text, sizeof(text),
 		 "job %u rank %u moved %s -> %s: %.1f MiB of images, frozen %llu ms (dump %llu, send %llu, %s), total %llu ms",
 		 p->jobid, p->rank, mosd.self->name, mosd.conf->nodes[mo->target].name,
 		 (double)(mo->xfer ? imgstream_bytes(mo->xfer) : mo->bytes) / 1048576.0,
 		 (unsigned long long)(now - mo->t_dump), (unsigned long long)(mo->t_sent - mo->t_dump),
-		 (unsigned long long)(mo->t_commit - mo->t_sent), ttext ? ttext : "restore ?",
-		 (unsigned long long)(now - mo->t0));
-	free(ttext);
+		 (unsigned long long)(mo->t_commit - mo->t_sent), mo->rtext, (unsigned long long)(now - mo->t0));
 	pr_info("%s", text);
 	if (mo->dump_pid > 0) { /* post-copy: pages still flow from here */
 		struct lazy_tail *t = calloc(1, sizeof(*t));
@@ -512,7 +510,7 @@ void mig_on_done(struct mos_msg *m)
 	}
 	proc_drain_output(p);
 	set_state_out(mo, MIG_FINISHED);
-	report_home(mo, 0, (pid_t)pid, text);
+	report_home(mo, 0, mo->new_pid, text);
 	out_free(mo);
 	proc_free(p);
 	if (fault_injected("mig_source_crash")) {
@@ -521,9 +519,21 @@ void mig_on_done(struct mos_msg *m)
 	}
 }
 
+void mig_out_decided(uint32_t jobid, uint32_t rank, uint64_t attempt, bool commit)
+{
+	struct proc *p = proc_find(jobid, rank);
+	struct mig_out *mo = p ? p->mig : NULL;
+	if (!mo || mo->state != MIG_HANDOVER || mo->move_id != attempt)
+		return;
+	if (commit)
+		finish_move(mo);
+	else
+		out_fail(mo, -ECANCELED, "the home decided against the hand-over (the link to the target failed)");
+}
+
 bool mig_forward_stdin(struct proc *p, struct mos_msg *m)
 {
-	if (p->mig->state != MIG_RESTORE)
+	if (p->mig->state != MIG_RESTORE && p->mig->state != MIG_HANDOVER)
 		return false;
 	peer_send(p->mig->target, m);
 	return true;
@@ -537,6 +547,8 @@ void mig_out_peer_lost(int idx)
 		if (mo && mo->target == idx && mo->state == MIG_DUMP && mo->dump_pid > 0) {
 			xfer_close(mo); /* the dump ends first, then we fail */
 			mo->broken = -ECONNRESET;
+		} else if (mo && mo->target == idx && mo->state == MIG_HANDOVER) {
+			; /* the home decides: we asked it already */
 		} else if (mo && mo->target == idx) {
 			out_fail(mo, -ECONNRESET, "lost the link to the target node");
 		}
