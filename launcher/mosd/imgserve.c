@@ -36,6 +36,7 @@ struct imgserve {
 	char dir[PATH_MAX];
 	char **names;
 	uint64_t *sizes;
+	bool *direct;           /* a file that went into criu's pipe past the directory */
 	size_t n;
 	int lsk, sk;            /* listening socket, criu's connection */
 	struct event *lev, *sev;
@@ -132,7 +133,7 @@ static int on_request(struct imgserve *s, size_t len)
 		return 0;
 	}
 	for (size_t i = 0; i < s->n; i++)
-		if (strlen(s->names[i]) == l && !memcmp(s->names[i], p, l)) {
+		if (strlen(s->names[i]) == l && !memcmp(s->names[i], p, l) && !s->direct[i]) {
 			s->want_fd = true;
 			s->want_file = i;
 			return reply(s, true);
@@ -265,7 +266,8 @@ int imgserve_manifest(struct imgserve *s, char *const *names, const uint64_t *si
 		return -EALREADY;
 	s->names = calloc(n + 1, sizeof(char *));
 	s->sizes = calloc(n + 1, sizeof(uint64_t));
-	if (!s->names || !s->sizes)
+	s->direct = calloc(n + 1, sizeof(bool));
+	if (!s->names || !s->sizes || !s->direct)
 		return -ENOMEM;
 	for (s->n = 0; s->n < n; s->n++) {
 		if (!(s->names[s->n] = strdup(names[s->n])))
@@ -294,6 +296,29 @@ void imgserve_more(struct imgserve *s)
 	}
 }
 
+size_t imgserve_offer(struct imgserve *s, const char *name, size_t name_len, uint64_t off, const void *data,
+		      size_t len)
+{
+	struct feed *f = s ? s->feeds : NULL;
+	while (f && !(strlen(s->names[f->file]) == name_len && !memcmp(s->names[f->file], name, name_len)))
+		f = f->next;
+	struct stat st;
+	if (!f || (uint64_t)f->off != off || event_pending(f->ev, EV_WRITE, NULL) ||
+	    (f->fd >= 0 && (fstat(f->fd, &st) < 0 || (uint64_t)st.st_size > off)))
+		return 0; /* not its turn: it goes through the directory */
+	uint64_t room = s->sizes[f->file] - off;
+	ssize_t n = write(f->pipe, data, len < room ? len : (size_t)room);
+	if (n <= 0)
+		return 0;
+	s->direct[f->file] = true;
+	f->off += n;
+	if ((uint64_t)f->off == s->sizes[f->file])
+		feed_free(f);
+	else if ((size_t)n < len)
+		event_add(f->ev, NULL); /* the pipe is full: the rest waits in the directory */
+	return (size_t)n;
+}
+
 void imgserve_free(struct imgserve *s)
 {
 	if (!s)
@@ -312,5 +337,6 @@ void imgserve_free(struct imgserve *s)
 		free(s->names[i]);
 	free(s->names);
 	free(s->sizes);
+	free(s->direct);
 	free(s);
 }

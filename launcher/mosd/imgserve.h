@@ -5,6 +5,7 @@
 #ifndef MOSD_IMGSERVE_H
 #define MOSD_IMGSERVE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,6 +20,13 @@ struct imgserve *imgserve_start(const char *dir);
 int imgserve_manifest(struct imgserve *s, char *const *names, const uint64_t *sizes, size_t n);
 /* imgserve_more - more image data is in DIR: feed the pipes that wait. */
 void imgserve_more(struct imgserve *s);
+/* imgserve_offer - LEN bytes of image NAME at OFFSET just came: write what
+ * criu's pipe takes now, if criu reads that file and has read everything
+ * before OFFSET, so the bytes need not pass through the directory. Returns
+ * how many it took (0..LEN); the rest must go into the directory, after
+ * them. A file fed this way cannot be served a second time. */
+size_t imgserve_offer(struct imgserve *s, const char *name, size_t name_len, uint64_t off, const void *data,
+		      size_t len);
 /* imgserve_free - stop: pipes still open are closed (criu sees them end
  * early and fails). */
 void imgserve_free(struct imgserve *s);

@@ -253,8 +253,12 @@ void mig_on_data(struct mos_msg *m, int mig_sender)
 	const uint64_t *offp = mos_msg_get_u64(m, MOS_T_OFFSET, &off) == 0 ? &off : NULL;
 	if (!mi->t_data)
 		mi->t_data = mos_now_ms();
-	int rc = name ? imgstream_store(mi->dir, (const char *)name->data, name->len, d ? d->data : NULL,
-					d ? d->len : 0, offp)
+	size_t took = 0; /* what criu's pipe takes at once does not touch the directory */
+	if (name && d && offp && mi->serve)
+		took = imgserve_offer(mi->serve, (const char *)name->data, name->len, off, d->data, d->len);
+	off += took;
+	int rc = name ? imgstream_store(mi->dir, (const char *)name->data, name->len, d ? d->data + took : NULL,
+					d ? d->len - took : 0, offp)
 		      : -EINVAL;
 	if (rc == -EINVAL) {
 		pr_warn("incoming job %u rank %u: bad image name, discarded", mi->jobid, mi->rank);
