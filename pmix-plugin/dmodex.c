@@ -1,6 +1,7 @@
 /* dmodex.c - direct modex both ways. Asking: a local client needs a remote
  * rank's data; requests for the same rank are merged into one host request
- * (one req_id) and every waiter gets its own copy of the answer. Serving:
+ * (one req_id) and every waiter gets its own copy of the answer; data a
+ * remote server pushed unasked answers from a cache. Serving:
  * the host brings a remote server's request here, PMIx hands over the
  * rank's blob once committed, on its own thread - copied there, replied on
  * the host loop. */
@@ -35,6 +36,28 @@ struct dmdx {
 
 static struct dmdx *requests;	/* in flight on the host: host loop only */
 static uint64_t last_id;
+
+/* Data pushed to us before any local client asked for it. */
+struct pushed {
+	struct pushed *next;
+	pmix_proc_t proc;
+	size_t len;
+	char data[];
+};
+static struct pushed *cache;	/* host loop only */
+
+static struct pushed *cache_take(const pmix_proc_t *proc)
+{
+	for (struct pushed **pp = &cache; *pp; pp = &(*pp)->next) {
+		struct pushed *c = *pp;
+
+		if (PMIX_CHECK_PROCID(&c->proc, proc)) {
+			*pp = c->next;
+			return c;
+		}
+	}
+	return NULL;
+}
 
 static void answer(struct waiter *w, int status, const void *data, size_t len)
 {
@@ -105,6 +128,13 @@ static int req_start(struct dmdx_work *dw)
 		return -ENOTSUP;
 	if (!mos_pmix_job_find(dw->proc.nspace))
 		return -ENOENT;
+	struct pushed *c = cache_take(&dw->proc);
+	if (c) {	/* PMIx keeps what we answer: one use is enough */
+		answer(dw->waiter, 0, c->data, c->len);
+		free(dw->waiter);
+		free(c);
+		return 0;
+	}
 	for (d = requests; d; d = d->next) {
 		if (PMIX_CHECK_PROCID(&d->proc, &dw->proc)) {
 			dw->waiter->next = d->waiters;
@@ -187,10 +217,48 @@ int mos_pmix_dmodex_done(uint64_t req_id, int status, const void *data, size_t l
 	return 0;
 }
 
+int mos_pmix_dmodex_push(const char *nspace, uint32_t rank, const void *data, size_t len)
+{
+	struct pushed *c;
+	pmix_proc_t proc;
+
+	if (!mos_pmix_job_find(nspace))
+		return -ENOENT;
+	PMIX_LOAD_PROCID(&proc, nspace, rank);
+	for (struct dmdx *d = requests; d; d = d->next)
+		if (PMIX_CHECK_PROCID(&d->proc, &proc)) {
+			req_complete(req_unlink(d->id), 0, data, len);
+			return 0;
+		}
+	if ((c = cache_take(&proc)))	/* a second copy: keep the newer */
+		free(c);
+	c = malloc(sizeof(*c) + len);
+	if (!c)
+		return -ENOMEM;
+	c->proc = proc;
+	c->len = len;
+	if (len)
+		memcpy(c->data, data, len);
+	c->next = cache;
+	cache = c;
+	return 0;
+}
+
 int mos_pmix_dmodex_fail_ns(const char *nspace, int status)
 {
 	struct dmdx *d;
 	int n = 0;
+
+	for (struct pushed **pp = &cache; *pp;) {
+		struct pushed *c = *pp;
+
+		if (strcmp(c->proc.nspace, nspace)) {
+			pp = &c->next;
+			continue;
+		}
+		*pp = c->next;
+		free(c);
+	}
 
 	while (true) {
 		for (d = requests; d && strcmp(d->proc.nspace, nspace); d = d->next)

@@ -264,6 +264,14 @@ int mos_pmix_dmodex_serve(const char *nspace, uint32_t rank,
  * the data (copied) that the serving node returned. Returns 0 or -ENOENT. */
 int mos_pmix_dmodex_done(uint64_t req_id, int status, const void *data, size_t len);
 
+/* mos_pmix_dmodex_push - RANK's data (copied), sent by the server holding
+ * RANK without being asked by us (it sends its other ranks' data along with
+ * its first answer to us: an all-to-all asks for every peer, one round trip
+ * each otherwise). Answers our request in flight for RANK if there is one,
+ * else is kept for the next (until used or the job is deregistered).
+ * Returns 0, -ENOENT (unknown job) or -ENOMEM. */
+int mos_pmix_dmodex_push(const char *nspace, uint32_t rank, const void *data, size_t len);
+
 /* mos_pmix_job_fail - complete every pending fence and direct-modex request
  * of NSPACE with STATUS (e.g. -EHOSTDOWN when a node of the job died, so
  * that no rank waits forever). Returns how many were failed. */

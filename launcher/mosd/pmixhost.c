@@ -23,6 +23,7 @@ struct pns {
 	uint32_t *rank_node;          /* MPI rank -> node index */
 	struct { uint32_t mpi_rank; enum pmix_client_state st; } *cl; /* local ranks */
 	size_t ncl;
+	bool *pushed;                 /* [n_nodes]: our ranks' data sent there unasked */
 };
 
 /* A fence being combined at the job's home. */
@@ -197,6 +198,10 @@ static struct pns *pns_register(struct mos_msg *m, struct proc *p, char *err, si
 		return n;
 	}
 	n = calloc(1, sizeof(*n));
+	if (n && !(n->pushed = calloc(mosd.conf->n_nodes, sizeof(bool)))) {
+		free(n);
+		n = NULL;
+	}
 	uint32_t *appmap = u32_array(mos_msg_get(m, MOS_T_APPMAP), size);
 	if (!n || size == 0 || !(n->rank_node = u32_array(mos_msg_get(m, MOS_T_RANKMAP), size)) || !appmap) {
 		snprintf(err, len, "bad MPI description in the spawn request (field 'rankmap' or 'appmap')");
@@ -230,8 +235,10 @@ static struct pns *pns_register(struct mos_msg *m, struct proc *p, char *err, si
 fail:
 	free(appmap);
 	free(name);
-	if (n)
+	if (n) {
 		free(n->rank_node);
+		free(n->pushed);
+	}
 	free(n);
 	return NULL;
 }
@@ -305,6 +312,7 @@ enum pmix_client_state pmixhost_proc_gone(struct proc *p)
 			}
 		free(n->rank_node);
 		free(n->cl);
+		free(n->pushed);
 		free(n);
 	}
 	return st;
@@ -317,11 +325,42 @@ struct dmx_arg {
 	uint32_t rank;
 };
 
+/* REQ 0: pushed unasked (request ids start at 1) */
 static void dmodex_reply(void *arg, int status, const void *data, size_t len)
 {
 	struct dmx_arg *a = arg;
-	send_pmix(a->to, MOS_PMIX_DMODEX_REP, a->nspace, a->req, a->rank, status, data, len, NULL);
+	if (a->req || status == 0)
+		send_pmix(a->to, MOS_PMIX_DMODEX_REP, a->nspace, a->req, a->rank, status, data, len, NULL);
 	free(a);
+}
+
+static int dmodex_serve(const char *nspace, uint32_t rank, int to, uint64_t req)
+{
+	struct dmx_arg *a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	a->to = to;
+	a->req = req;
+	a->rank = rank;
+	snprintf(a->nspace, sizeof(a->nspace), "%s", nspace);
+	int rc = available ? mos_pmix_dmodex_serve(nspace, rank, dmodex_reply, a) : -ESRCH;
+	if (rc)
+		free(a);
+	return rc;
+}
+
+/* The first request from node TO for a job here: its ranks will want our
+ * other ranks' data too (an all-to-all asks for every peer, each a round
+ * trip between the daemons otherwise), so send each as it is posted. */
+static void push_node_mates(const char *nspace, uint32_t asked, int to)
+{
+	struct pns *n = pns_find(nspace);
+	if (!n || n->pushed[to])
+		return;
+	n->pushed[to] = true;
+	for (size_t i = 0; i < n->ncl; i++)
+		if (n->cl[i].mpi_rank != asked)
+			dmodex_serve(nspace, n->cl[i].mpi_rank, to, 0);
 }
 
 /* --- the home: fences and aborts ------------------------------------------- */
@@ -452,22 +491,16 @@ void pmixhost_on_msg(struct mos_msg *m, int from)
 		if (available)
 			mos_pmix_fence_done(nspace, seq, code, d ? d->data : NULL, d ? d->len : 0);
 		break;
-	case MOS_PMIX_DMODEX_REQ: {
-		struct dmx_arg *a = calloc(1, sizeof(*a));
-		if (!a)
-			break;
-		a->to = from;
-		a->req = seq;
-		a->rank = rank;
-		snprintf(a->nspace, sizeof(a->nspace), "%s", nspace);
-		if (!available || mos_pmix_dmodex_serve(nspace, rank, dmodex_reply, a)) {
+	case MOS_PMIX_DMODEX_REQ:
+		if (dmodex_serve(nspace, rank, from, seq))
 			send_pmix(from, MOS_PMIX_DMODEX_REP, nspace, seq, rank, -ENOENT, NULL, 0, NULL);
-			free(a);
-		}
+		else
+			push_node_mates(nspace, rank, from);
 		break;
-	}
 	case MOS_PMIX_DMODEX_REP:
-		if (available)
+		if (available && seq == 0)
+			mos_pmix_dmodex_push(nspace, rank, d ? d->data : NULL, d ? d->len : 0);
+		else if (available)
 			mos_pmix_dmodex_done(seq, code, d ? d->data : NULL, d ? d->len : 0);
 		break;
 	case MOS_PMIX_ABORT: home_abort(m, nspace); break;
