@@ -41,6 +41,8 @@ struct mig_in { /* target side */
 	struct imgserve *serve;     /* streamed restore: feeds criu as images arrive */
 	bool early;                 /* criu restore started at PREPARE and waits for the images */
 	bool handover;              /* a move: the restored copy waits stopped for the home's word */
+	char **files;               /* post-copy, early restore: the image list, until the daemon is ready */
+	bool damage;                /* (fault mig_restore_fail armed at COMMIT) */
 	pid_t pid;                  /* the restored tree, while it waits */
 	uint64_t move_id;           /* the source's id of this try */
 };
@@ -96,6 +98,7 @@ static void in_free(struct mig_in *mi)
 		criu_rm_dir(mi->dir);
 	free(mi->stdin_buf);
 	free(mi->cmd);
+	mos_strv_free(mi->files);
 	free(mi);
 }
 
@@ -164,8 +167,10 @@ static int admit(uint64_t rss, uint32_t flags, char *err, size_t len)
 static void start_restore(struct mig_in *mi);
 
 /* criu restore starts now and waits at our image server for the images
- * while the source dumps: its start-up is out of the process's freeze. */
-static void restore_early(struct mig_in *mi, struct mos_msg *m)
+ * while the source dumps: its start-up is out of the process's freeze.
+ * Post-copy too: its images are let through once our lazy-pages daemon,
+ * which reads them from the directory, is ready. */
+static void restore_early(struct mig_in *mi, struct mos_msg *m, bool lazy)
 {
 	char **pipes = mos_msg_get_strv(m, MOS_T_PIPES);
 	size_t n = 0;
@@ -177,6 +182,7 @@ static void restore_early(struct mig_in *mi, struct mos_msg *m)
 	if (n != 4 || !(mi->serve = imgserve_start(mi->dir)))
 		return; /* the restore starts at COMMIT, as it always could */
 	mi->early = true;
+	mi->lazy = lazy; /* its pages come later, from our lazy-pages daemon */
 	start_restore(mi);
 }
 
@@ -231,8 +237,8 @@ void mig_on_prepare(struct mos_msg *m, int mig_sender)
 		pr_info("incoming job %u rank %u refused: %s", jobid, rank, err);
 	mig_send_to(source, MOS_MSG_MIG_READY, jobid, rank, rc, rc ? err : NULL);
 	free(home);
-	if (!rc && !(flags & MOS_MIG_LAZY))
-		restore_early(mi, m);
+	if (!rc)
+		restore_early(mi, m, flags & MOS_MIG_LAZY);
 }
 
 static struct mig_in *msg_in(struct mos_msg *m)
@@ -254,7 +260,7 @@ void mig_on_data(struct mos_msg *m, int mig_sender)
 	if (!mi->t_data)
 		mi->t_data = mos_now_ms();
 	size_t took = 0; /* what criu's pipe takes at once does not touch the directory */
-	if (name && d && offp && mi->serve)
+	if (name && d && offp && mi->serve && !mi->lazy) /* the lazy-pages daemon reads the directory */
 		took = imgserve_offer(mi->serve, (const char *)name->data, name->len, off, d->data, d->len);
 	off += took;
 	int rc = name ? imgstream_store(mi->dir, (const char *)name->data, name->len, d ? d->data + took : NULL,
@@ -333,7 +339,8 @@ static void send_done(struct mig_in *mi, pid_t pid)
 	mos_msg_put_u32(&d, MOS_T_PID, (uint32_t)pid);
 	char t[96];
 	uint64_t now = mos_now_ms();
-	snprintf(t, sizeof(t), "receive %llu, restore %llu", (unsigned long long)(mi->t_restore - mi->t_data),
+	snprintf(t, sizeof(t), "receive %llu, restore %llu",
+		 (unsigned long long)(mi->t_data && mi->t_restore > mi->t_data ? mi->t_restore - mi->t_data : 0),
 		 (unsigned long long)(now - mi->t_restore));
 	mos_msg_put_str(&d, MOS_T_TEXT, t);
 	peer_send(mi->source, &d);
@@ -441,11 +448,17 @@ static void start_restore(struct mig_in *mi)
 	}
 }
 
+static int serve_images(struct mig_in *mi, char **files, bool damage);
+
 static void lazy_ended(void *arg, int ws)
 {
 	struct mig_in *mi = arg;
 	mi->lazy_pid = 0;
-	if (mi->state == MIG_RESTORE) /* restore under way: its own end decides */
+	if (mi->state == MIG_RESTORE && mi->early && mi->files) { /* never got ready: the held restore fails */
+		stop_serving(mi);
+		return;
+	}
+	if (mi->state >= MIG_RESTORE) /* restore under way or done: its own end decides */
 		return;
 	char why[300];
 	criu_log_tail(mi->dir, "lazy.log", why, sizeof(why));
@@ -458,9 +471,19 @@ static void on_lazy_ready(evutil_socket_t fd, short what, void *arg)
 	struct mig_in *mi = arg;
 	char c;
 	event_del(mi->lazy_ev);
-	if (read(fd, &c, 1) == 1)
+	if (read(fd, &c, 1) != 1)
+		return; /* the daemon died: lazy_ended says why */
+	if (!mi->early) {
 		start_restore(mi);
-	/* else the daemon died: lazy_ended says why */
+		return;
+	}
+	char **files = mi->files;
+	mi->files = NULL;
+	mi->t_restore = mos_now_ms(); /* what follows is the restore proper */
+	int rc = files && files[0] ? serve_images(mi, files, mi->damage) : -EPROTO;
+	mos_strv_free(files);
+	if (rc)
+		stop_serving(mi);
 }
 
 /* Post-copy: our lazy-pages daemon first, the restore once it is ready. */
@@ -558,11 +581,14 @@ void mig_on_commit(struct mos_msg *m, int mig_sender)
 		return;
 	}
 	mi->lazy = flags & MIG_COMMIT_LAZY;
+	char **files = mos_msg_get_strv(m, MOS_T_NAME);
 	if (mi->lazy) {
+		mos_strv_free(mi->files);
+		mi->files = files; /* for the early restore, once the daemon is ready */
+		mi->damage = damage;
 		start_lazy(mi, m);
 		return;
 	}
-	char **files = mos_msg_get_strv(m, MOS_T_NAME);
 	int rc = files && files[0] ? serve_images(mi, files, damage) : 0;
 	mos_strv_free(files);
 	if (rc && mi->early) {

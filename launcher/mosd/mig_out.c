@@ -364,8 +364,7 @@ static void commit(struct mig_out *mo)
 					     ((mo->flags & MOS_MIG_LAZY) ? MIG_COMMIT_LAZY : 0));
 	if (mo->flags & MOS_MIG_LAZY)
 		mos_msg_put_u32(&cm, MOS_T_PORT, mo->port);
-	else
-		rc = imgstream_manifest(mo->xfer, &cm, MOS_T_NAME);
+	rc = imgstream_manifest(mo->xfer, &cm, MOS_T_NAME);
 	if (!rc)
 		rc = peer_send(mo->target, &cm);
 	mos_msg_free(&cm);
