@@ -159,6 +159,23 @@ like "$(tail -n 1 "$T_TMP/lazy.out")" "^memory ok$" "post-copy: all 100 MiB arri
 wait_for 10 no_leftovers
 ok $? "post-copy: no images or page servers are left"
 
+# A big process moves the normal way to the diskless node and back: its memory
+# image beyond the first 32 MiB waits at the source until the target's
+# restore reads it, and arrives intact.
+mosctl vcluster exec node0 -- mosexec -n 1 "$T_TMP/mig_load" 120 400 >"$T_TMP/big.out" 2>&1 &
+bpid=$!
+wait_for 20 grep -q "tick 5 " "$T_TMP/big.out"
+bjob=$(job_of "mig_load 120")
+msg=$(vx node0 mosmigrate --force "$bjob.0" node3 2>&1)
+like "$msg" "moved node0 -> node3: 12[0-9]\.[0-9] MiB of images" "a 120 MiB process moves to the diskless node ($msg)"
+msg=$(vx node0 mosmigrate --force "$bjob.0" node1 2>&1)
+like "$msg" "moved node3 -> node1" "and on to node1"
+wait $bpid
+is $? 0 "the big job ends with status 0"
+like "$(tail -n 1 "$T_TMP/big.out")" "^memory ok$" "all 120 MiB arrived intact after two moves"
+wait_for 10 no_leftovers
+ok $? "no images are left"
+
 # Output: every number once, in order, across all the moves.
 kill -TERM $mpid
 wait $mpid

@@ -102,6 +102,7 @@ static const struct {
 	[MOS_MSG_CKPT_META] = { "CKPT_META", REQ(MOS_T_DATA) },
 	[MOS_MSG_BIND] = { "BIND", REQ(MOS_T_JOBID, MOS_T_RANK, MOS_T_BIND) },
 	[MOS_MSG_MIG_DECIDE] = { "MIG_DECIDE", REQ(MOS_T_JOBID, MOS_T_RANK, MOS_T_KIND, MOS_T_SEQ) },
+	[MOS_MSG_MIG_PULL] = { "MIG_PULL", REQ(MOS_T_JOBID, MOS_T_RANK, MOS_T_NAME) },
 };
 
 const char *mos_msg_name(unsigned type)

@@ -53,6 +53,7 @@ enum mos_msg_type {
 	MOS_MSG_CKPT_META,    /* the manifest file of a checkpoint: DATA(submit frame), (RANK ARGV*4 SEQ)* */
 	MOS_MSG_BIND,         /* home->node: bind again a rank that moved there: JOBID, RANK, BIND */
 	MOS_MSG_MIG_DECIDE,   /* source/target -> home: a hand-over question; home -> them: its word: JOBID, RANK, KIND, SEQ (the try) [, NODE] */
+	MOS_MSG_MIG_PULL,     /* target->source: criu reads image NAME, send the rest of it: JOBID, RANK, NAME */
 	MOS_MSG__COUNT
 };
 

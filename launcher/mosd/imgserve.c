@@ -47,6 +47,8 @@ struct imgserve {
 	size_t held;            /* a request (its length) that waits for the manifest */
 	size_t want_file;
 	struct feed *feeds;
+	imgserve_want_cb want;
+	void *want_arg;
 };
 
 static void feed_free(struct feed *f)
@@ -173,6 +175,8 @@ static int take_pipe(struct imgserve *s)
 	f->ev = event_new(mosd.base, f->pipe, EV_WRITE, on_pipe, f);
 	f->next = s->feeds;
 	s->feeds = f;
+	if (s->want)
+		s->want(s->want_arg, s->names[f->file]);
 	feed_step(f);
 	return 1;
 }
@@ -258,6 +262,12 @@ fail:
 	imgserve_free(s);
 	errno = e;
 	return NULL;
+}
+
+void imgserve_on_want(struct imgserve *s, imgserve_want_cb want, void *arg)
+{
+	s->want = want;
+	s->want_arg = arg;
 }
 
 int imgserve_manifest(struct imgserve *s, char *const *names, const uint64_t *sizes, size_t n)

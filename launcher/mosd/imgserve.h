@@ -14,7 +14,11 @@ struct imgserve;
 /* imgserve_start - listen on DIR/streamer-serve.sock for one criu. Its
  * requests wait until imgserve_manifest() says which images there are.
  * Returns the server or NULL with errno set. */
+typedef void (*imgserve_want_cb)(void *arg, const char *name);
 struct imgserve *imgserve_start(const char *dir);
+/* imgserve_on_want - WANT(ARG, NAME) whenever criu starts reading image
+ * NAME (a sender holding back part of it should send the rest now). */
+void imgserve_on_want(struct imgserve *s, imgserve_want_cb want, void *arg);
 /* imgserve_manifest - the images are the N files NAMES[i] that will have
  * SIZES[i] bytes in DIR: answer criu from now on. 0 or -errno. */
 int imgserve_manifest(struct imgserve *s, char *const *names, const uint64_t *sizes, size_t n);

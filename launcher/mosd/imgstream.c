@@ -30,6 +30,7 @@ struct file {
 	uint64_t off;           /* sent up to here */
 	bool sent;              /* at least one frame (an empty file is one empty frame) */
 	bool closed;            /* the writer closed it */
+	bool pulled;            /* the receiver wants all of it */
 };
 
 struct imgstream {
@@ -46,6 +47,8 @@ struct imgstream {
 	int rc;                 /* 1 while running, then the result */
 	bool writing;           /* the writer is still at work */
 	unsigned opened;        /* files opened so far (for the cut fault) */
+	char **pulls;           /* pulled before they appeared */
+	size_t n_pulls;
 	bool cut;               /* the cut fault fired */
 };
 
@@ -89,6 +92,8 @@ static int add_file(struct imgstream *s, const char *name)
 	if ((f->fd = openat(s->dfd, name, O_RDONLY | O_CLOEXEC)) < 0)
 		return errno == ENOENT ? 0 : -errno;
 	f->closed = !s->writing;
+	for (size_t i = 0; i < s->n_pulls; i++)
+		f->pulled |= !strcmp(s->pulls[i], name);
 	s->n++;
 	return 0;
 }
@@ -187,7 +192,14 @@ static void pump(struct imgstream *s)
 		more = false;
 		for (size_t i = 0; !rc && i < s->n && pending(s) < QUEUE; i++) {
 			struct file *f = &s->files[i];
-			ssize_t n = pread(f->fd, s->buf, CHUNK, (off_t)f->off);
+			size_t want = CHUNK;
+			if (s->a.eager && !f->pulled) { /* the rest when the receiver asks */
+				if (f->off >= s->a.eager && f->sent)
+					continue;
+				if (s->a.eager - f->off < want)
+					want = (size_t)(s->a.eager - f->off);
+			}
+			ssize_t n = pread(f->fd, s->buf, want, (off_t)f->off);
 			if (n < 0)
 				rc = -errno;
 			else if (n > 0 || (!f->sent && f->closed))
@@ -312,6 +324,26 @@ void imgstream_writer_done(struct imgstream *s)
 		pump(s);
 }
 
+void imgstream_pull(struct imgstream *s, const char *name)
+{
+	if (!s || s->rc != 1)
+		return;
+	struct file *f = file_of(s, name);
+	if (f) {
+		f->pulled = true;
+	} else { /* not seen yet */
+		char **p = realloc(s->pulls, (s->n_pulls + 1) * sizeof(char *));
+		if (!p || !(p[s->n_pulls] = strdup(name))) {
+			s->pulls = p ? p : s->pulls;
+			finish(s, -ENOMEM);
+			return;
+		}
+		s->pulls = p;
+		s->n_pulls++;
+	}
+	pump(s);
+}
+
 void imgstream_free(struct imgstream *s)
 {
 	if (!s)
@@ -330,6 +362,9 @@ void imgstream_free(struct imgstream *s)
 	for (size_t i = 0; i < s->n; i++)
 		close(s->files[i].fd);
 	free(s->files);
+	for (size_t i = 0; i < s->n_pulls; i++)
+		free(s->pulls[i]);
+	free(s->pulls);
 	if (s->ino_ev)
 		event_free(s->ino_ev);
 	if (s->later)

@@ -21,6 +21,7 @@ struct imgstream_args {
 	uint32_t jobid, rank;
 	bool follow;            /* a writer is still at work: see imgstream_writer_done() */
 	const char *cut_fault;  /* fault point that cuts the link at the 4th file, or NULL */
+	uint64_t eager;         /* send at most this much of a file before it is pulled (0: all) */
 	imgstream_done_cb cb;
 	void *arg;
 };
@@ -31,6 +32,9 @@ struct imgstream *imgstream_start(const struct imgstream_args *a);
 /* imgstream_writer_done - the writer has ended: send what is left, then
  * tell the callback. */
 void imgstream_writer_done(struct imgstream *s);
+/* imgstream_pull - the receiver wants file NAME now: send the rest of it
+ * (beyond A->eager), also if it appears later. */
+void imgstream_pull(struct imgstream *s, const char *name);
 /* imgstream_free - stop (if still running; the callback is not called) and free. */
 void imgstream_free(struct imgstream *s);
 /* imgstream_bytes - bytes queued so far. */

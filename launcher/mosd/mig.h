@@ -26,6 +26,7 @@ void mig_home_result(struct mos_msg *m);
 void mig_source_start(struct mos_msg *m);
 void mig_on_ready(struct mos_msg *m);
 void mig_on_done(struct mos_msg *m);
+void mig_on_pull(struct mos_msg *m);
 /* mig_forward_stdin - stdin for P that must follow it to its new node. */
 bool mig_forward_stdin(struct proc *p, struct mos_msg *m);
 /* target side */

@@ -166,6 +166,20 @@ static int admit(uint64_t rss, uint32_t flags, char *err, size_t len)
 
 static void start_restore(struct mig_in *mi);
 
+/* criu reads image NAME: what the source holds back of it comes now. */
+static void want_image(void *arg, const char *name)
+{
+	struct mig_in *mi = arg;
+	struct mos_msg m;
+	if (mos_msg_init(&m, MOS_MSG_MIG_PULL))
+		return;
+	mos_msg_put_u32(&m, MOS_T_JOBID, mi->jobid);
+	mos_msg_put_u32(&m, MOS_T_RANK, mi->rank);
+	mos_msg_put_str(&m, MOS_T_NAME, name);
+	peer_send(mi->source, &m);
+	mos_msg_free(&m);
+}
+
 /* criu restore starts now and waits at our image server for the images
  * while the source dumps: its start-up is out of the process's freeze.
  * Post-copy too: its images are let through once our lazy-pages daemon,
@@ -181,6 +195,7 @@ static void restore_early(struct mig_in *mi, struct mos_msg *m, bool lazy)
 	mos_strv_free(pipes);
 	if (n != 4 || !(mi->serve = imgserve_start(mi->dir)))
 		return; /* the restore starts at COMMIT, as it always could */
+	imgserve_on_want(mi->serve, want_image, mi);
 	mi->early = true;
 	mi->lazy = lazy; /* its pages come later, from our lazy-pages daemon */
 	start_restore(mi);

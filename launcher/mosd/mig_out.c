@@ -281,11 +281,31 @@ static void xfer_done(void *arg, int rc)
 		commit(mo);
 }
 
+#define EAGER (32ull << 20)
+
+static struct mig_out *find_out(struct mos_msg *m, struct proc **pp);
+
+/* MIG_PULL: the target's restore reads image NAME: send all of it. */
+void mig_on_pull(struct mos_msg *m)
+{
+	struct mig_out *mo = find_out(m, NULL);
+	char *name = mos_msg_get_str(m, MOS_T_NAME);
+	if (mo && mo->xfer && name)
+		imgstream_pull(mo->xfer, name);
+	free(name);
+}
+
 static int xfer_start(struct mig_out *mo, bool follow)
 {
 	struct imgstream_args a = { .dir = mo->dir, .peer = mo->target, .type = MOS_MSG_MIG_DATA,
 				    .jobid = mo->p->jobid, .rank = mo->p->rank, .follow = follow,
 				    .cut_fault = "mig_xfer_cut", .cb = xfer_done, .arg = mo };
+	/* Big images (memory) beyond the first EAGER bytes wait on our tmpfs
+	 * until the target's restore reads them: then they flow into criu's
+	 * pipe there, not through the target's tmpfs first (post-copy keeps
+	 * memory out of the images anyway). */
+	if (!(mo->flags & MOS_MIG_LAZY))
+		a.eager = EAGER;
 	mo->xfer = imgstream_start(&a);
 	return mo->xfer ? 0 : -errno;
 }

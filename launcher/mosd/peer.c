@@ -82,6 +82,7 @@ void peer_dispatch(struct mos_conn *c, struct mos_msg *m, int from)
 	case MOS_MSG_MIG_DONE: mig_on_done(m); break;
 	case MOS_MSG_MIG_ABORT: mig_on_abort(m, from); break;
 	case MOS_MSG_MIG_DECIDE: mig_on_decide(m, from); break;
+	case MOS_MSG_MIG_PULL: mig_on_pull(m); break;
 	case MOS_MSG_REPLY: local_on_reply(m); break;
 	case MOS_MSG_PMIX: pmixhost_on_msg(m, from); break;
 	case MOS_MSG_CKPT: ckpt_on_msg(m, from); break;
