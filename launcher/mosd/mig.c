@@ -224,9 +224,11 @@ static void home_decide(uint32_t kind, uint32_t jobid, uint32_t rank, uint64_t a
 	if (!d)
 		return; /* out of memory: the askers ask again */
 	unsigned answer = d->commit ? MIG_DECIDED_COMMIT : MIG_DECIDED_ABORT;
-	send_decide(from, answer, jobid, rank, attempt, d->target);
+	/* the target first: what the source's answer sets off (MOVED, and the
+	 * home's messages to the process's new node) must find it adopted */
 	if (d->commit && d->target >= 0 && d->target != from)
 		send_decide(d->target, answer, jobid, rank, attempt, d->target);
+	send_decide(from, answer, jobid, rank, attempt, d->target);
 }
 
 void mig_on_decide(struct mos_msg *m, int from)
