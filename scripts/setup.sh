@@ -17,6 +17,10 @@ CRIU_MIN=4.2
 CRIU_TARBALL=criu_${CRIU_VER}.orig.tar.xz
 CRIU_SHA256=29ec0ee09e296479fe7048c80980e8ef1d0684d0b0204c2b101dfea19f6725b9
 CRIU_WORK=/var/cache/mosexec/criu-build
+# CRIU caches what it learnt of the kernel (20 ms per run otherwise) in
+# RUNDIR/criu.kdat, only on a tmpfs; /run may not be one. mosd keeps this
+# directory root-only (launcher/mosd/criu.h: CRIU_KDAT_DIR).
+CRIU_RUNDIR=/dev/shm/mosexec-criu
 
 PKGS=(build-essential autoconf automake libtool pkg-config
 	libopenmpi-dev openmpi-bin libpmix-dev libhwloc-dev hwloc
@@ -78,13 +82,15 @@ install_packages() {
 
 # --- CRIU -------------------------------------------------------------------
 # criu_good: true when the criu in PATH is >= CRIU_MIN, passes "criu check",
-# and libcriu is installed (pkg-config file and ld.so cache).
+# keeps its kernel cache in CRIU_RUNDIR, and libcriu is installed (pkg-config
+# file and ld.so cache).
 criu_good() {
 	local v
 	command -v criu >/dev/null || return 1
 	v=$(criu --version 2>/dev/null | awk '/^Version:/ { print $2 }')
 	[ -n "$v" ] && dpkg --compare-versions "$v" ge "$CRIU_MIN" || return 1
 	criu check >>"$LOG" 2>&1 || return 1
+	grep -qa "$CRIU_RUNDIR/criu.kdat" "$(command -v criu)" || return 1
 	pkg-config --exists criu || return 1
 	[[ $(ldconfig -p) == *"libcriu.so.2 "* ]] || return 1
 }
@@ -163,9 +169,11 @@ install_criu() {
 		[ -d "$src" ] || die "tarball did not unpack to criu-$CRIU_VER"
 		touch "$src/.mosexec-unpacked"
 	fi
-	run "build CRIU" make -C "$src" -j2 criu lib
+	touch "$src/criu/kerndat.c" # RUNDIR is compiled into it
+	run "build CRIU" make -C "$src" -j2 criu lib RUNDIR="$CRIU_RUNDIR"
 	# pycriu (pip) is not needed and would need pip and python3-protobuf.
-	run "install CRIU" make -C "$src" install-criu install-lib PREFIX=/usr/local SKIP_PIP_INSTALL=1
+	run "install CRIU" make -C "$src" install-criu install-lib PREFIX=/usr/local SKIP_PIP_INSTALL=1 \
+		RUNDIR="$CRIU_RUNDIR"
 	run "ldconfig" ldconfig
 	hash -r
 	criu_good || die "CRIU $CRIU_VER installed but 'criu check' or libcriu fails"

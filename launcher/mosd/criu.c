@@ -386,6 +386,24 @@ void criu_log_tail(const char *dir, const char *name, char *buf, size_t len)
 	fclose(f);
 }
 
+void criu_prepare_kdat_dir(void)
+{
+	struct stat st;
+	if (lstat(CRIU_KDAT_DIR, &st) == 0 &&
+	    !(S_ISDIR(st.st_mode) && st.st_uid == 0 && !(st.st_mode & 077))) {
+		char aside[PATH_MAX];
+		snprintf(aside, sizeof(aside), "%s.untrusted.%d", CRIU_KDAT_DIR, (int)getpid());
+		pr_warn("%s is not root's own directory: moved aside to %s", CRIU_KDAT_DIR, aside);
+		if (rename(CRIU_KDAT_DIR, aside) < 0) {
+			pr_warn("cannot move %s aside: %s; criu will not cache kernel facts", CRIU_KDAT_DIR,
+				strerror(errno));
+			return;
+		}
+	}
+	if (mkdir(CRIU_KDAT_DIR, 0700) < 0 && errno != EEXIST)
+		pr_debug("cannot make %s: %s", CRIU_KDAT_DIR, strerror(errno));
+}
+
 void criu_rm_dir(const char *dir)
 {
 	DIR *d = opendir(dir);

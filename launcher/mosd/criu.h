@@ -52,6 +52,12 @@ void criu_dump_phase_done(pid_t id);
 #define CRIU_RESTORE_STOPPED 0x4u /* the tree stays stopped (SIGSTOP) */
 pid_t criu_restore(const char *dir, const char *const *inherit, const int *fds, size_t n, unsigned how,
 		   criu_done_cb cb, void *arg);
+/* Where criu (as scripts/setup.sh builds it: RUNDIR) caches what it
+ * learnt of the kernel; only used when it is a tmpfs directory. */
+#define CRIU_KDAT_DIR "/dev/shm/mosexec-criu"
+/* criu_prepare_kdat_dir - make CRIU_KDAT_DIR a root-only directory (one
+ * made by anybody else is moved aside: criu trusts the file in it). */
+void criu_prepare_kdat_dir(void);
 /* criu_reaped - route a reaped child: true if it was one of ours. */
 bool criu_reaped(pid_t pid, int wstatus);
 /* criu_log_tail - the last error line of DIR/NAME, for messages. */

@@ -288,6 +288,7 @@ int main(int argc, char **argv)
 	mallopt(M_TRIM_THRESHOLD, 64 << 20);
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	mosd.mosinit = find_mosinit();
+	criu_prepare_kdat_dir();
 	int stale = criu_clean_stale(mosd.self->name);
 	if (stale)
 		pr_warn("removed %d migration image directories left by an earlier run", stale);
