@@ -113,8 +113,10 @@ void mig_home_request(struct mos_msg *m)
 			if (m->fields[i].tag != MOS_T_KIND)
 				mos_msg_put(&o, m->fields[i].tag, m->fields[i].data, m->fields[i].len);
 		mos_msg_put_u32(&o, MOS_T_KIND, 1);
-		if ((rc = peer_send(j->ranks[rank].node, &o)) == 0)
-			j->ranks[rank].state = RANK_MIGRATING;
+		/* before sending: a source that is this node answers at once */
+		j->ranks[rank].state = RANK_MIGRATING;
+		if ((rc = peer_send(j->ranks[rank].node, &o)) != 0)
+			j->ranks[rank].state = RANK_RUNNING;
 		mos_msg_free(&o);
 	}
 	if (rc)
@@ -229,6 +231,12 @@ static void home_decide(uint32_t kind, uint32_t jobid, uint32_t rank, uint64_t a
 	if (d->commit && d->target >= 0 && d->target != from)
 		send_decide(d->target, answer, jobid, rank, attempt, d->target);
 	send_decide(from, answer, jobid, rank, attempt, d->target);
+	/* an abort asked for by the target: the source, which may not know yet
+	 * that the link broke, resumes its copy now instead of at its time-out */
+	struct job *j = job_find(jobid);
+	int source = j && rank < j->nprocs ? j->ranks[rank].node : -1;
+	if (!d->commit && source >= 0 && source != from && source != d->target)
+		send_decide(source, answer, jobid, rank, attempt, d->target);
 }
 
 void mig_on_decide(struct mos_msg *m, int from)
@@ -262,30 +270,69 @@ void mig_on_decide(struct mos_msg *m, int from)
 	}
 }
 
-/* SIGCONT every task of the pod rooted at PID (left stopped by criu). */
-void mig_resume_tree(pid_t pid, int depth)
+/* Call FN on PID and every descendant until it returns true (depth-first,
+ * through /proc/PID/task/T/children); true if some call did. */
+static bool walk_tree(pid_t pid, int depth, bool (*fn)(pid_t, void *), void *arg)
 {
-	char path[64];
-	kill(pid, SIGCONT);
+	if (fn(pid, arg))
+		return true;
 	if (depth > 32)
-		return;
+		return false;
+	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
 	DIR *d = opendir(path);
 	struct dirent *e;
-	while (d && (e = readdir(d))) {
+	bool stop = false;
+	while (d && !stop && (e = readdir(d))) {
 		if (e->d_name[0] == '.')
 			continue;
 		char cpath[128];
 		snprintf(cpath, sizeof(cpath), "%s/%s/children", path, e->d_name);
 		FILE *f = fopen(cpath, "r");
 		int c;
-		while (f && fscanf(f, "%d", &c) == 1)
-			mig_resume_tree(c, depth + 1);
+		while (f && !stop && fscanf(f, "%d", &c) == 1)
+			stop = walk_tree(c, depth + 1, fn, arg);
 		if (f)
 			fclose(f);
 	}
 	if (d)
 		closedir(d);
+	return stop;
+}
+
+static bool has_fd(pid_t pid, void *link)
+{
+	char path[64], target[128];
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(path);
+	struct dirent *e;
+	bool found = false;
+	while (d && !found && (e = readdir(d))) {
+		char fpath[320];
+		snprintf(fpath, sizeof(fpath), "%s/%s", path, e->d_name);
+		ssize_t n = readlink(fpath, target, sizeof(target) - 1);
+		found = n > 0 && (target[n] = 0, !strcmp(target, link));
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+bool mig_tree_has_fd(pid_t pid, const char *link)
+{
+	return walk_tree(pid, 0, has_fd, (void *)link);
+}
+
+static bool resume_one(pid_t pid, void *unused)
+{
+	kill(pid, SIGCONT);
+	return false;
+}
+
+/* SIGCONT every task of the pod rooted at PID (left stopped by criu). */
+void mig_resume_tree(pid_t pid)
+{
+	walk_tree(pid, 0, resume_one, NULL);
 }
 
 /* --- both ------------------------------------------------------------------ */

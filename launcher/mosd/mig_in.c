@@ -427,7 +427,7 @@ void mig_in_decided(uint32_t jobid, uint32_t rank, uint64_t attempt, bool commit
 		return;
 	}
 	adopt(mi, pid, false);
-	mig_resume_tree(pid, 0);
+	mig_resume_tree(pid);
 }
 
 /* Lost touch with the source while our copy waits: ask the home, again

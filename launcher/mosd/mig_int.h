@@ -31,8 +31,11 @@ enum { MIG_ASK_COMMIT = 1, MIG_ASK_ABORT, MIG_ASK_QUERY, MIG_DECIDED_COMMIT, MIG
 int mig_ask_home(const char *home, unsigned kind, uint32_t jobid, uint32_t rank, uint64_t attempt, int target);
 void mig_out_decided(uint32_t jobid, uint32_t rank, uint64_t attempt, bool commit);
 void mig_in_decided(uint32_t jobid, uint32_t rank, uint64_t attempt, bool commit);
+/* mig_tree_has_fd - does a task of the pod rooted at PID hold a file whose
+ * /proc link reads LINK (e.g. "anon_inode:[timerfd]")? */
+bool mig_tree_has_fd(pid_t pid, const char *link);
 /* mig_resume_tree - SIGCONT every task of the pod rooted at PID. */
-void mig_resume_tree(pid_t pid, int depth);
+void mig_resume_tree(pid_t pid);
 void mig_in_peer_lost(int idx);
 
 #endif

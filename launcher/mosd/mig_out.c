@@ -118,7 +118,7 @@ static void out_fail(struct mig_out *mo, int code, const char *why)
 	pr_warn("migration of job %u rank %u to %s failed in state %s: %s; it keeps running here", p->jobid,
 		p->rank, mosd.conf->nodes[mo->target].name, mig_state2str(mo->state), why);
 	if (mo->state >= MIG_SEND) { /* dumped: stopped, not gone */
-		mig_resume_tree(p->pid, 0);
+		mig_resume_tree(p->pid);
 		mig_send_to(mo->target, MOS_MSG_MIG_ABORT, p->jobid, p->rank, -ECANCELED, why);
 	} else if (mo->state == MIG_PREPARE || mo->state == MIG_DUMP) {
 		mig_send_to(mo->target, MOS_MSG_MIG_ABORT, p->jobid, p->rank, -ECANCELED, why);
@@ -177,6 +177,13 @@ void mig_source_start(struct mos_msg *m)
 	free(rq);
 	mo->state = MIG_PREPARE;
 	p->state = PROC_MIGRATING;
+	/* CRIU 4.2.1 restores a periodic timerfd that fired but was not yet
+	 * read disarmed (upstream issue #3162): the process would wait forever */
+	if (!(mo->flags & MOS_MIG_FORCE) && mig_tree_has_fd(p->pid, "anon_inode:[timerfd]")) {
+		out_fail(mo, -ENOTSUP, "it holds a timerfd, which CRIU 4.2.1 can bring back disarmed "
+				       "(mosmigrate --force moves it anyway)");
+		return;
+	}
 	mo->timer = evtimer_new(mosd.base, on_out_timeout, mo);
 	struct timeval tv = { MIG_TIMEOUT_S, 0 };
 	evtimer_add(mo->timer, &tv);
@@ -542,7 +549,9 @@ void mig_out_decided(uint32_t jobid, uint32_t rank, uint64_t attempt, bool commi
 {
 	struct proc *p = proc_find(jobid, rank);
 	struct mig_out *mo = p ? p->mig : NULL;
-	if (!mo || mo->state != MIG_HANDOVER || mo->move_id != attempt)
+	/* an abort may come unasked, while we still wait for the target's word
+	 * over a link that broke without our noticing */
+	if (!mo || mo->move_id != attempt || (mo->state != MIG_HANDOVER && (commit || mo->state != MIG_RESTORE)))
 		return;
 	if (commit)
 		finish_move(mo);

@@ -17,7 +17,8 @@ static void usage(FILE *f)
 	fprintf(f, "usage: mosmigrate [--force] [--lazy] [-q] JOB.RANK|PID NODE|home\n"
 		   "  JOB.RANK   a rank of a job (see mosps); PID: a process's PID on this node\n"
 		   "  NODE       a node of the cluster, or 'home' for the job's home node\n"
-		   "  --force    move even to a node whose cpus are all busy\n"
+		   "  --force    move even to a node whose cpus are all busy, or a process\n"
+		   "             holding a timerfd (CRIU 4.2.1 may restore it disarmed)\n"
 		   "  --lazy     post-copy: memory pages follow on demand (shorter freeze)\n");
 }
 
