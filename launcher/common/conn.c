@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -46,6 +47,7 @@ struct mos_conn {
 	char last_err[256];           /* why the last frame was refused */
 	void (*drain_cb)(void *arg);
 	void *drain_arg;
+	int lowat;                   /* SO_RCVLOWAT now set (0: the default) */
 };
 
 static void conn_fail(struct mos_conn *c, int err)
@@ -253,6 +255,69 @@ static int read_frame(struct mos_conn *c, struct evbuffer *in)
 	return 1;
 }
 
+/* Bytes the frame at the head of IN still lacks (0: none, or no header yet). */
+static size_t frame_missing(struct mos_conn *c, struct evbuffer *in)
+{
+	uint8_t hdr[MOS_MSG_HDR_LEN];
+	uint16_t type;
+	uint32_t seq, plen;
+	size_t have = evbuffer_get_length(in);
+	if (have < MOS_MSG_HDR_LEN || evbuffer_copyout(in, hdr, sizeof(hdr)) != (ssize_t)sizeof(hdr) ||
+	    mos_msg_parse_header(hdr, &type, &seq, &plen))
+		return 0;
+	size_t need = MOS_MSG_HDR_LEN + plen + (c->authed && c->state != CS_HELLO ? MOS_MSG_MAC_LEN : 0);
+	return need > have ? need - have : 0;
+}
+
+/* A big frame (image data: 1 MiB) would come in 4 KiB reads, one loop turn
+ * each (libevent 2.1 reads at most 4096 bytes at a time): read what it
+ * lacks straight into the input buffer, and have the kernel wake us when
+ * most of the rest is here (SO_RCVLOWAT), not for each segment. Only what
+ * the frame's header promises is waited for, so a small message that
+ * follows is never held back. 1 if it read something. */
+#define BIG_READ 16384
+#define LOWAT_MAX (256 << 10)
+static int read_rest(struct mos_conn *c, struct evbuffer *in)
+{
+	size_t missing = frame_missing(c, in);
+	int fd = bufferevent_getfd(c->bev), got = 0, want = 0;
+	evbuffer_unfreeze(in, 0); /* the bufferevent keeps its end frozen between its reads */
+	while (missing >= BIG_READ) {
+		struct evbuffer_iovec v[2];
+		int nv = evbuffer_reserve_space(in, (ev_ssize_t)missing, v, 2);
+		if (nv <= 0)
+			break;
+		size_t room = 0;
+		for (int i = 0; i < nv; i++) { /* no more than the frame lacks */
+			if (v[i].iov_len > missing - room)
+				v[i].iov_len = missing - room;
+			room += v[i].iov_len;
+		}
+		ssize_t n = readv(fd, (struct iovec *)v, nv);
+		if (n <= 0) {
+			evbuffer_commit_space(in, v, 0);
+			break; /* nothing now, the end, or an error: libevent sees it */
+		}
+		for (int i = 0; i < nv; i++) { /* commit what came */
+			size_t l = (size_t)n < v[i].iov_len ? (size_t)n : v[i].iov_len;
+			v[i].iov_len = l;
+			n -= (ssize_t)l;
+		}
+		evbuffer_commit_space(in, v, nv);
+		got = 1;
+		missing = frame_missing(c, in);
+	}
+	evbuffer_freeze(in, 0);
+	if (c->authed && missing > 1)
+		want = missing > LOWAT_MAX ? LOWAT_MAX : (int)missing;
+	if (want != c->lowat) {
+		int v = want ? want : 1;
+		if (setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &v, sizeof(v)) == 0)
+			c->lowat = want;
+	}
+	return got;
+}
+
 /* Callbacks may free the conn: while one of ours runs, mos_conn_free()
  * only marks it dead and the outermost callback frees it on the way out. */
 static void drain(struct mos_conn *c)
@@ -260,7 +325,8 @@ static void drain(struct mos_conn *c)
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	int rc = 0;
 
-	while (c->state != CS_CLOSED && !c->closing && !c->dead && (rc = read_frame(c, in)) > 0)
+	while (c->state != CS_CLOSED && !c->closing && !c->dead &&
+	       ((rc = read_frame(c, in)) > 0 || (rc == 0 && read_rest(c, in))))
 		;
 	if (c->state != CS_CLOSED && !c->closing && !c->dead && rc < 0) {
 		if (rc == -EACCES)

@@ -8,6 +8,7 @@
 #include "log.h"
 #include "mosd.h"
 #include <errno.h>
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -22,14 +23,20 @@
 
 #define SOCK_NAME "streamer-serve.sock"
 #define MAX_REQ 4096
+#define WINDOW (16u << 20)      /* bytes a sender may send ahead of criu's reading */
 
 struct feed {                   /* one image going into criu's pipe */
 	struct feed *next;
 	struct imgserve *s;
 	size_t file;            /* index into names/sizes */
 	int pipe, fd;           /* our write end; the image file (-1 until it exists) */
-	loff_t off;
+	loff_t off;             /* into the pipe so far */
 	struct event *ev;       /* the pipe has room again */
+	/* Bytes that come while criu reads the file are kept here, not put
+	 * into the directory: the file's bytes from mem_start to mem_end. */
+	struct evbuffer *q;
+	uint64_t mem_start, mem_end;
+	uint64_t granted;       /* the sender was told it may send up to here */
 };
 
 struct imgserve {
@@ -61,31 +68,60 @@ static void feed_free(struct feed *f)
 		}
 	if (f->ev)
 		event_free(f->ev);
+	if (f->q)
+		evbuffer_free(f->q);
 	close(f->pipe);
 	if (f->fd >= 0)
 		close(f->fd);
 	free(f);
 }
 
-/* Move what the file has into the pipe; 1 when the file is through. */
+/* Ask the sender for more once criu has read half of what it may send. */
+static void grant(struct feed *f)
+{
+	struct imgserve *s = f->s;
+	uint64_t upto = (uint64_t)f->off + WINDOW;
+	if (upto > s->sizes[f->file])
+		upto = s->sizes[f->file];
+	if (s->want && upto > f->granted && (upto - f->granted >= WINDOW / 2 || upto == s->sizes[f->file])) {
+		f->granted = upto;
+		s->want(s->want_arg, s->names[f->file], upto);
+	}
+}
+
+/* Move what the file has into the pipe: first what is in the directory,
+ * then what is kept in memory. 1 when the file is through, 0 while it waits
+ * for more bytes or room in the pipe, or -errno. */
 static int feed_run(struct feed *f)
 {
 	struct imgserve *s = f->s;
 	uint64_t size = s->sizes[f->file];
-	if (f->fd < 0) {
-		char path[PATH_MAX];
-		snprintf(path, sizeof(path), "%s/%s", s->dir, s->names[f->file]);
-		f->fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (f->fd < 0)
-			return size == 0 ? 1 : (errno == ENOENT ? 0 : -errno);
-	}
 	while ((uint64_t)f->off < size) {
-		ssize_t n = splice(f->fd, &f->off, f->pipe, NULL, (size_t)(size - (uint64_t)f->off),
+		uint64_t disk_end = f->q ? f->mem_start : size;
+		ssize_t n;
+		if ((uint64_t)f->off >= disk_end) { /* from memory */
+			if (evbuffer_get_length(f->q) == 0)
+				return 0; /* not here yet: imgserve_offer() calls again */
+			n = evbuffer_write(f->q, f->pipe);
+		} else {
+			if (f->fd < 0) {
+				char path[PATH_MAX];
+				snprintf(path, sizeof(path), "%s/%s", s->dir, s->names[f->file]);
+				f->fd = open(path, O_RDONLY | O_CLOEXEC);
+				if (f->fd < 0)
+					return errno == ENOENT ? 0 : -errno;
+			}
+			loff_t o = f->off;
+			n = splice(f->fd, &o, f->pipe, NULL, (size_t)(disk_end - (uint64_t)f->off),
 				   SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
-		if (n > 0)
+			if (n == 0) /* not here yet: imgserve_more() calls again */
+				return 0;
+		}
+		if (n > 0) {
+			f->off += n;
+			grant(f);
 			continue;
-		if (n == 0) /* not here yet: imgserve_more() calls again */
-			return 0;
+		}
 		if (errno == EAGAIN) {
 			event_add(f->ev, NULL);
 			return 0;
@@ -175,8 +211,7 @@ static int take_pipe(struct imgserve *s)
 	f->ev = event_new(mosd.base, f->pipe, EV_WRITE, on_pipe, f);
 	f->next = s->feeds;
 	s->feeds = f;
-	if (s->want)
-		s->want(s->want_arg, s->names[f->file]);
+	grant(f);
 	feed_step(f);
 	return 1;
 }
@@ -312,21 +347,31 @@ size_t imgserve_offer(struct imgserve *s, const char *name, size_t name_len, uin
 	struct feed *f = s ? s->feeds : NULL;
 	while (f && !(strlen(s->names[f->file]) == name_len && !memcmp(s->names[f->file], name, name_len)))
 		f = f->next;
-	struct stat st;
-	if (!f || (uint64_t)f->off != off || event_pending(f->ev, EV_WRITE, NULL) ||
-	    (f->fd >= 0 && (fstat(f->fd, &st) < 0 || (uint64_t)st.st_size > off)))
-		return 0; /* not its turn: it goes through the directory */
-	uint64_t room = s->sizes[f->file] - off;
-	ssize_t n = write(f->pipe, data, len < room ? len : (size_t)room);
-	if (n <= 0)
-		return 0;
-	s->direct[f->file] = true;
-	f->off += n;
-	if ((uint64_t)f->off == s->sizes[f->file])
+	if (!f)
+		return 0; /* criu does not read it yet: it goes into the directory */
+	if (!f->q) { /* from here on the file's bytes stay in memory */
+		char path[PATH_MAX];
+		struct stat st;
+		snprintf(path, sizeof(path), "%s/%s", s->dir, s->names[f->file]);
+		uint64_t have = stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+		if (off != have || !(f->q = evbuffer_new()))
+			return 0;
+		f->mem_start = f->mem_end = off;
+	}
+	uint64_t end = f->mem_end;
+	if (off != end || len > s->sizes[f->file] - off || evbuffer_add(f->q, data, len)) {
+		/* out of order, or more than the manifest said: criu cannot get
+		 * this file whole, so it fails, and with it the move */
+		pr_warn("image %s: %zu bytes at %llu do not follow the %llu before: the restore fails",
+			s->names[f->file], len, (unsigned long long)off, (unsigned long long)end);
 		feed_free(f);
-	else if ((size_t)n < len)
-		event_add(f->ev, NULL); /* the pipe is full: the rest waits in the directory */
-	return (size_t)n;
+		return len;
+	}
+	f->mem_end += len;
+	s->direct[f->file] = true;
+	if (!event_pending(f->ev, EV_WRITE, NULL))
+		feed_step(f);
+	return len;
 }
 
 void imgserve_free(struct imgserve *s)

@@ -30,7 +30,7 @@ struct file {
 	uint64_t off;           /* sent up to here */
 	bool sent;              /* at least one frame (an empty file is one empty frame) */
 	bool closed;            /* the writer closed it */
-	bool pulled;            /* the receiver wants all of it */
+	uint64_t pulled;        /* the receiver wants it up to here */
 };
 
 struct imgstream {
@@ -48,6 +48,7 @@ struct imgstream {
 	bool writing;           /* the writer is still at work */
 	unsigned opened;        /* files opened so far (for the cut fault) */
 	char **pulls;           /* pulled before they appeared */
+	uint64_t *pulls_upto;
 	size_t n_pulls;
 	bool cut;               /* the cut fault fired */
 };
@@ -93,7 +94,8 @@ static int add_file(struct imgstream *s, const char *name)
 		return errno == ENOENT ? 0 : -errno;
 	f->closed = !s->writing;
 	for (size_t i = 0; i < s->n_pulls; i++)
-		f->pulled |= !strcmp(s->pulls[i], name);
+		if (!strcmp(s->pulls[i], name) && s->pulls_upto[i] > f->pulled)
+			f->pulled = s->pulls_upto[i];
 	s->n++;
 	return 0;
 }
@@ -193,11 +195,12 @@ static void pump(struct imgstream *s)
 		for (size_t i = 0; !rc && i < s->n && pending(s) < QUEUE; i++) {
 			struct file *f = &s->files[i];
 			size_t want = CHUNK;
-			if (s->a.eager && !f->pulled) { /* the rest when the receiver asks */
-				if (f->off >= s->a.eager && f->sent)
+			if (s->a.eager) { /* the rest as far as the receiver asks */
+				uint64_t upto = f->pulled > s->a.eager ? f->pulled : s->a.eager;
+				if (f->off >= upto && f->sent)
 					continue;
-				if (s->a.eager - f->off < want)
-					want = (size_t)(s->a.eager - f->off);
+				if (upto - f->off < want)
+					want = (size_t)(upto - f->off);
 			}
 			ssize_t n = pread(f->fd, s->buf, want, (off_t)f->off);
 			if (n < 0)
@@ -324,22 +327,24 @@ void imgstream_writer_done(struct imgstream *s)
 		pump(s);
 }
 
-void imgstream_pull(struct imgstream *s, const char *name)
+void imgstream_pull(struct imgstream *s, const char *name, uint64_t upto)
 {
 	if (!s || s->rc != 1)
 		return;
 	struct file *f = file_of(s, name);
 	if (f) {
-		f->pulled = true;
+		if (upto > f->pulled)
+			f->pulled = upto;
 	} else { /* not seen yet */
 		char **p = realloc(s->pulls, (s->n_pulls + 1) * sizeof(char *));
-		if (!p || !(p[s->n_pulls] = strdup(name))) {
-			s->pulls = p ? p : s->pulls;
+		uint64_t *u = p ? realloc(s->pulls_upto, (s->n_pulls + 1) * sizeof(uint64_t)) : NULL;
+		s->pulls = p ? p : s->pulls;
+		s->pulls_upto = u ? u : s->pulls_upto;
+		if (!p || !u || !(p[s->n_pulls] = strdup(name))) {
 			finish(s, -ENOMEM);
 			return;
 		}
-		s->pulls = p;
-		s->n_pulls++;
+		u[s->n_pulls++] = upto;
 	}
 	pump(s);
 }
@@ -365,6 +370,7 @@ void imgstream_free(struct imgstream *s)
 	for (size_t i = 0; i < s->n_pulls; i++)
 		free(s->pulls[i]);
 	free(s->pulls);
+	free(s->pulls_upto);
 	if (s->ino_ev)
 		event_free(s->ino_ev);
 	if (s->later)

@@ -32,9 +32,9 @@ struct imgstream *imgstream_start(const struct imgstream_args *a);
 /* imgstream_writer_done - the writer has ended: send what is left, then
  * tell the callback. */
 void imgstream_writer_done(struct imgstream *s);
-/* imgstream_pull - the receiver wants file NAME now: send the rest of it
- * (beyond A->eager), also if it appears later. */
-void imgstream_pull(struct imgstream *s, const char *name);
+/* imgstream_pull - the receiver wants file NAME now: send it (beyond
+ * A->eager) up to byte UPTO (UINT64_MAX: all), also if it appears later. */
+void imgstream_pull(struct imgstream *s, const char *name, uint64_t upto);
 /* imgstream_free - stop (if still running; the callback is not called) and free. */
 void imgstream_free(struct imgstream *s);
 /* imgstream_bytes - bytes queued so far. */

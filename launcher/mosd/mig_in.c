@@ -166,8 +166,9 @@ static int admit(uint64_t rss, uint32_t flags, char *err, size_t len)
 
 static void start_restore(struct mig_in *mi);
 
-/* criu reads image NAME: what the source holds back of it comes now. */
-static void want_image(void *arg, const char *name)
+/* criu reads image NAME: what the source holds back of it comes now, up
+ * to byte UPTO. */
+static void want_image(void *arg, const char *name, uint64_t upto)
 {
 	struct mig_in *mi = arg;
 	struct mos_msg m;
@@ -176,6 +177,7 @@ static void want_image(void *arg, const char *name)
 	mos_msg_put_u32(&m, MOS_T_JOBID, mi->jobid);
 	mos_msg_put_u32(&m, MOS_T_RANK, mi->rank);
 	mos_msg_put_str(&m, MOS_T_NAME, name);
+	mos_msg_put_u64(&m, MOS_T_OFFSET, upto);
 	peer_send(mi->source, &m);
 	mos_msg_free(&m);
 }

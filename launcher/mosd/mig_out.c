@@ -292,13 +292,16 @@ static void xfer_done(void *arg, int rc)
 
 static struct mig_out *find_out(struct mos_msg *m, struct proc **pp);
 
-/* MIG_PULL: the target's restore reads image NAME: send all of it. */
+/* MIG_PULL: the target's restore reads image NAME: send it up to OFFSET
+ * (all of it without one). */
 void mig_on_pull(struct mos_msg *m)
 {
 	struct mig_out *mo = find_out(m, NULL);
 	char *name = mos_msg_get_str(m, MOS_T_NAME);
+	uint64_t upto = UINT64_MAX;
+	mos_msg_get_u64(m, MOS_T_OFFSET, &upto);
 	if (mo && mo->xfer && name)
-		imgstream_pull(mo->xfer, name);
+		imgstream_pull(mo->xfer, name, upto);
 	free(name);
 }
 
@@ -309,8 +312,8 @@ static int xfer_start(struct mig_out *mo, bool follow)
 				    .cut_fault = "mig_xfer_cut", .cb = xfer_done, .arg = mo };
 	/* Big images (memory) beyond the first EAGER bytes wait on our tmpfs
 	 * until the target's restore reads them: then they flow into criu's
-	 * pipe there, not through the target's tmpfs first (post-copy keeps
-	 * memory out of the images anyway). */
+	 * pipe there, a window ahead of its reading, not through the target's
+	 * tmpfs (post-copy keeps memory out of the images anyway). */
 	if (!(mo->flags & MOS_MIG_LAZY))
 		a.eager = EAGER;
 	mo->xfer = imgstream_start(&a);
