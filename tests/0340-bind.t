@@ -1,7 +1,8 @@
 #!/bin/bash
 # --bind-to core|none and --report-bindings on a 2-node virtual cluster: each
-# bound process gets exactly one core of its node (local rank i -> core i mod
-# cores), unbound ones keep every cpu, too many processes for the cores fail
+# bound process gets exactly one core of its node (the one the node's bound
+# processes use least: local rank i -> core i mod cores on an idle node, and
+# a second job does not share the first one's cores), unbound ones keep every cpu, too many processes for the cores fail
 # cleanly unless --oversubscribe, and a bound process moved by CRIU is bound
 # again on its new node.
 source "${TOP_SRCDIR:-$(dirname "$0")/..}/tests/lib.sh"
@@ -74,6 +75,23 @@ is "$(awk -v n=$ncores '$1 == n {print $3}' "$T_TMP/wrap.out")" "$(awk '$1 == 0 
 bad=0
 while read -r rank node list; do is_core "$list" || bad=1; done <"$T_TMP/wrap.out"
 ok $bad "each still has exactly one core"
+
+# Two bound jobs on one node: the second does not start on the first one's
+# core (mosd counts the bound processes of every job on the node).
+if [ "$ncores" -ge 2 ]; then
+	vx node0 mosexec --bind-to core --host node0 -n 1 sh -c "$show; exec sleep 30" >"$T_TMP/j1.out" 2>&1 &
+	j1=$!
+	at_exit "kill $j1 2>/dev/null"
+	wait_for 10 grep -q . "$T_TMP/j1.out"
+	out=$(vx node0 mosexec --bind-to core --host node0 -n 1 sh -c "$show")
+	first=$(awk '{print $3}' "$T_TMP/j1.out")
+	is_core "$first" && is_core "$(echo "$out" | awk '{print $3}')" && [ "$(echo "$out" | awk '{print $3}')" != "$first" ]
+	ok $? "a second bound job gets another core (cpus $(echo "$out" | awk '{print $3}'); the first job has $first)"
+	vx node0 mosctl kill "$(job_of sleep)" >/dev/null 2>&1
+	wait $j1 2>/dev/null
+else
+	skip "one core only: two jobs must share it"
+fi
 
 # A bound rank that migrates is bound again on its new node (CRIU restores it
 # with every cpu allowed): to the core its job's ranks there use least.

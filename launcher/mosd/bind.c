@@ -1,8 +1,9 @@
 /* bind.c - mpirun's --bind-to for the processes this node starts: the node's
- * hwloc topology (loaded once, the first time a process is bound), local
- * rank i -> core i mod ncores, the oversubscription check, the
- * --report-bindings line (proc.c applies the mask in the new pod); and
- * binding again a bound rank that migrated here. */
+ * hwloc topology (loaded once, the first time a process is bound), each new
+ * bound process -> the core this node's bound processes (of any job) use
+ * least, the oversubscription check, the --report-bindings line (proc.c
+ * applies the mask in the new pod); and binding again a bound rank that
+ * migrated here, the same way. */
 #include "bind.h"
 #include "mosd.h"
 #include "log.h"
@@ -92,15 +93,40 @@ static int report_unbound(const char *node, uint32_t rank, char *text, size_t le
 	return 0;
 }
 
+/* The core this node's other processes (all jobs; not P) use least, the
+ * first of those on a tie: each process bound to exactly one core counts
+ * for it. A job's processes so fill the free cores in rank order, and two
+ * bound jobs on one node do not start on the same cores. */
+static hwloc_obj_t least_used_core(const struct proc *p)
+{
+	unsigned ncores, best = 0;
+	hwloc_obj_t first = nth_core(0, &ncores);
+	unsigned *use = first ? calloc(ncores, sizeof(*use)) : NULL;
+	hwloc_bitmap_t set = hwloc_bitmap_alloc();
+
+	for (struct proc *q = mosd.procs; use && set && q; q = q->next) {
+		if (q == p || q->reaped || hwloc_get_proc_cpubind(topo, q->pid, set, 0) < 0)
+			continue;
+		for (unsigned c = 0; c < ncores; c++)
+			if (hwloc_bitmap_isequal(set, nth_core(c, &ncores)->cpuset))
+				use[c]++;
+	}
+	for (unsigned c = 1; use && c < ncores; c++)
+		if (use[c] < use[best])
+			best = c;
+	free(use);
+	hwloc_bitmap_free(set);
+	return first ? nth_core(best, &ncores) : NULL;
+}
+
 int mos_bind_plan(const struct mos_msg *m, const char *node, struct mos_bind *b, char *text, size_t len)
 {
-	uint32_t kind = MOS_BIND_NONE, rank = 0, lrank = 0, lsize = 1, flags = 0;
+	uint32_t kind = MOS_BIND_NONE, rank = 0, lsize = 1, flags = 0;
 	unsigned ncores;
 	char cpus[256];
 
 	mos_msg_get_u32(m, MOS_T_BIND, &kind);
 	mos_msg_get_u32(m, MOS_T_RANK, &rank);
-	mos_msg_get_u32(m, MOS_T_LOCAL_RANK, &lrank);
 	mos_msg_get_u32(m, MOS_T_LOCAL_SIZE, &lsize);
 	mos_msg_get_u32(m, MOS_T_FLAGS, &flags);
 	b->len = 0;
@@ -115,7 +141,7 @@ int mos_bind_plan(const struct mos_msg *m, const char *node, struct mos_bind *b,
 		snprintf(text, len, "cannot read the cpu topology of node %s (hwloc)", node);
 		return -ENODEV;
 	}
-	hwloc_obj_t core = nth_core(lrank, &ncores);
+	hwloc_obj_t core = nth_core(0, &ncores) ? least_used_core(NULL) : NULL;
 	if (!core || !core->cpuset) {
 		snprintf(text, len, "hwloc finds no cores on node %s", node);
 		return -ENODEV;
@@ -134,30 +160,6 @@ int mos_bind_plan(const struct mos_msg *m, const char *node, struct mos_bind *b,
 }
 
 /* --- a bound rank that moved here ---------------------------------------- */
-
-/* The core other processes of P's job on this node use least (each one
- * bound to exactly a core counts for it). */
-static hwloc_obj_t least_used_core(struct proc *p)
-{
-	unsigned ncores, best = 0;
-	hwloc_obj_t first = nth_core(0, &ncores);
-	unsigned *use = first ? calloc(ncores, sizeof(*use)) : NULL;
-	hwloc_bitmap_t set = hwloc_bitmap_alloc();
-
-	for (struct proc *q = mosd.procs; use && set && q; q = q->next) {
-		if (q == p || q->jobid != p->jobid || q->reaped || hwloc_get_proc_cpubind(topo, q->pid, set, 0) < 0)
-			continue;
-		for (unsigned c = 0; c < ncores; c++)
-			if (hwloc_bitmap_isequal(set, nth_core(c, &ncores)->cpuset))
-				use[c]++;
-	}
-	for (unsigned c = 1; use && c < ncores; c++)
-		if (use[c] < use[best])
-			best = c;
-	free(use);
-	hwloc_bitmap_free(set);
-	return first ? nth_core(best, &ncores) : NULL;
-}
 
 /* Every thread of PID and of its descendants gets B; -errno of the first
  * failure (a thread that ended meanwhile does not count). */
