@@ -38,6 +38,35 @@ first=$(grep -o 'rank 0 count [0-9]*' "$T_TMP/out2" | head -1 | awk '{print $4}'
 ok $(( first > 3 ? 0 : 1 )) "rank 0 resumed from its checkpoint (first count after restart: $first), not from 0"
 is "$(grep -c 'rank 1 count' "$T_TMP/out2")" "$(( 40 - $(grep -o 'rank 1 count [0-9]*' "$T_TMP/out2" | head -1 | awk '{print $4}') ))" "no count of rank 1 lost or repeated after the restart"
 
+# A job bound with --bind-to core is bound again when it restarts (CRIU
+# brings processes back with every cpu allowed).
+cat >"$T_TMP/bcount.sh" <<'S'
+#!/bin/sh
+i=0
+while [ $i -lt 30 ]; do echo "count $i cpus $(grep Cpus_allowed_list /proc/self/status | cut -f2)"; i=$((i + 1)); sleep 0.1; done
+S
+chmod 755 "$T_TMP/bcount.sh"
+all=$(vx node0 sh -c 'grep Cpus_allowed_list /proc/self/status' | awk '{print $2}')
+mosctl vcluster exec node0 -- mosexec --bind-to core --host node0 -n 1 "$T_TMP/bcount.sh" >"$T_TMP/b.out" 2>&1 &
+bpid=$!
+wait_for 10 grep -q "count 3 " "$T_TMP/b.out"
+bjob=$(job_of bcount.sh)
+vx node0 mosctl checkpoint "$bjob" /var/tmp/ck-bind >/dev/null
+ok $? "checkpoint of a bound job"
+at_exit "mosctl vcluster exec node0 -- rm -rf /var/tmp/ck-bind"
+vx node0 mosctl kill "$bjob" >/dev/null 2>&1
+wait $bpid 2>/dev/null
+bound=$(awk 'NR == 1 {print $4}' "$T_TMP/b.out")
+vx node0 mosexec --restart /var/tmp/ck-bind >"$T_TMP/b2.out" 2>&1
+# a line or two may be printed before the new node binds it
+after=$(awk '{print $4}' "$T_TMP/b2.out" | tail -n 5 | sort -u)
+ok $(( $(grep -c 'count 29 ' "$T_TMP/b2.out") == 1 ? 0 : 1 )) "the restarted bound job runs to its end"
+if [ "$bound" != "$all" ]; then
+	is "$after" "$bound" "after the restart it is bound to one core again (cpus $after; all: $all)"
+else
+	skip "one cpu only: bound and unbound look the same"
+fi
+
 # Bad requests.
 vx node0 mosctl checkpoint 99999 /var/tmp/x 2>"$T_TMP/e"
 like "$(cat "$T_TMP/e")" "no such job" "an unknown job: refused"

@@ -650,6 +650,9 @@ static void import_result(struct import *im, int code, uint32_t pid, const char 
 			job_on_spawned(&d);
 			mos_msg_free(&d);
 		}
+		struct job *j = code ? NULL : job_find(im->jobid);
+		if (j) /* CRIU does not keep the cpu affinity */
+			job_bind_again(j, im->rank);
 		mos_msg_free(&s);
 	}
 	import_free(im);

@@ -720,17 +720,14 @@ void job_node_lost(int idx)
 	}
 }
 
-/* CRIU restores a moved process with every cpu allowed: if its job is bound,
- * its new node binds it again (bind.c picks the core there). */
-void job_on_moved(struct mos_msg *m)
+/* CRIU restores a process with every cpu allowed: if its job is bound, the
+ * node it is on now binds it again (bind.c picks the core there). */
+void job_bind_again(struct job *j, uint32_t r)
 {
-	uint32_t r = 0, bind = MOS_BIND_NONE;
-	int32_t code = -1;
-	struct job *j = msg_job_rank(m, &r);
+	uint32_t bind = MOS_BIND_NONE;
 	struct mos_msg b;
 
-	mos_msg_get_i32(m, MOS_T_CODE, &code);
-	if (!j || code || mos_msg_get_u32(&j->submit, MOS_T_BIND, &bind) || bind == MOS_BIND_NONE ||
+	if (r >= j->nprocs || mos_msg_get_u32(&j->submit, MOS_T_BIND, &bind) || bind == MOS_BIND_NONE ||
 	    j->ranks[r].state == RANK_EXITED || mos_msg_init(&b, MOS_MSG_BIND))
 		return;
 	mos_msg_put_u32(&b, MOS_T_JOBID, j->id);
@@ -738,6 +735,17 @@ void job_on_moved(struct mos_msg *m)
 	mos_msg_put_u32(&b, MOS_T_BIND, bind);
 	peer_send(j->ranks[r].node, &b);
 	mos_msg_free(&b);
+}
+
+void job_on_moved(struct mos_msg *m)
+{
+	uint32_t r = 0;
+	int32_t code = -1;
+	struct job *j = msg_job_rank(m, &r);
+
+	mos_msg_get_i32(m, MOS_T_CODE, &code);
+	if (j && !code)
+		job_bind_again(j, r);
 }
 
 void job_stdin(struct job *j, struct mos_msg *m)

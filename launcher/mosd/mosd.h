@@ -143,6 +143,9 @@ void job_node_lost(int idx);
 void job_stdin(struct job *j, struct mos_msg *m);
 /* job_on_moved - after MOVED: a bound rank is bound again on its new node. */
 void job_on_moved(struct mos_msg *m);
+/* job_bind_again - rank R of J was brought back by CRIU (moved, restarted):
+ * if the job is bound, its node binds it again. */
+void job_bind_again(struct job *j, uint32_t r);
 /* job_restart - start the job of a checkpoint: SUBMIT is its original
  * description, META the manifest (ckpt.c); ranks are restored from DIR. */
 int job_restart(struct mos_conn *client, struct mos_msg *submit, struct mos_msg *meta, const char *dir,
