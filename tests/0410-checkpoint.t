@@ -89,6 +89,21 @@ is "$(where_of "$bjob" 0)" node0 "the process stays where it was"
 vx node0 mosctl kill "$bjob"
 wait $bpid 2>/dev/null
 
+# A checkpoint goes out a few MiB at a time: the daemon of the rank's node
+# never holds the images in its own memory (it held all of them before).
+mosctl vcluster exec node0 -- mosexec -n 1 --host node1 "$T_TMP/mig_load" 60 3000 >"$T_TMP/c60.out" 2>&1 &
+cpid=$!
+wait_for 20 grep -q "tick 3 " "$T_TMP/c60.out"
+cjob=$(job_of mig_load)
+is "$(where_of "$cjob" 0)" node1 "a 60 MiB process runs on node1"
+msg=$(vx node0 mosctl checkpoint "$cjob" /var/tmp/ck-big)
+ok $? "its checkpoint: $msg"
+at_exit "mosctl vcluster exec node0 -- rm -rf /var/tmp/ck-big"
+hwm=$(awk '/VmHWM/ {print int($2 / 1024)}' /proc/"$(cat "$(mosctl vcluster path)/node1/mosd.pid")"/status)
+ok $(( hwm < 40 ? 0 : 1 )) "node1's mosd peaked at $hwm MiB while it sent 60 MiB of images to node0 (< 40)"
+vx node0 mosctl kill "$cjob" >/dev/null
+wait $cpid 2>/dev/null
+
 useradd -M mosck1 2>/dev/null; at_exit "userdel mosck1"
 vxu mosck1 node0 mosexec --restart /var/tmp/ck-test 2>"$T_TMP/e"
 like "$(cat "$T_TMP/e")" "permission denied|not a checkpoint" "another user cannot restart root's checkpoint"

@@ -6,6 +6,7 @@
  * path as a migration (mig_in.c), from the checkpoint's directory. */
 #include "ckpt.h"
 #include "criu.h"
+#include "imgstream.h"
 #include "log.h"
 #include "mig_int.h"
 #include "util.h"
@@ -39,6 +40,7 @@ struct ckpt_out { /* at a rank's node, while it dumps */
 	uint64_t io_seq;
 	char dir[PATH_MAX], img[PATH_MAX];
 	char pipes[4][32];
+	struct imgstream *xfer; /* the images on their way to DEST */
 };
 
 struct import { /* at the home of a restarted job */
@@ -48,6 +50,7 @@ struct import { /* at the home of a restarted job */
 	char dir[PATH_MAX];
 	char pipes[4][32];
 	uint64_t io_seq;
+	struct imgstream *xfer; /* the images on their way to TARGET */
 };
 
 static struct ckpt_req *reqs;
@@ -306,69 +309,38 @@ static void out_free(struct ckpt_out *o)
 			*pp = o->next;
 			break;
 		}
+	imgstream_free(o->xfer);
 	if (o->img[0])
 		criu_rm_dir(o->img);
 	free(o);
 }
 
-static int send_files(struct ckpt_out *o, uint64_t *bytes)
+/* The images are queued on the link (RC 0) or the stream broke off. */
+static void ckpt_sent(void *arg, int rc)
 {
-	DIR *d = opendir(o->img);
-	struct dirent *e;
-	uint8_t *buf = malloc(CHUNK);
-	int rc = 0;
-	*bytes = 0;
-	while (d && buf && !rc && (e = readdir(d))) {
-		size_t l = strlen(e->d_name);
-		if (e->d_name[0] == '.' || (l > 4 && !strcmp(e->d_name + l - 4, ".log")))
-			continue;
-		char path[PATH_MAX];
-		snprintf(path, sizeof(path), "%s/%s", o->img, e->d_name);
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		ssize_t n = 0;
-		bool first = true;
-		while (fd >= 0 && !rc && ((n = read(fd, buf, CHUNK)) > 0 || first)) {
-			struct mos_msg m;
-			first = false;
-			if ((rc = mos_msg_init(&m, MOS_MSG_CKPT_DATA)) || (rc = mos_msg_reserve(&m, CHUNK + 512)))
-				break;
-			mos_msg_put_u32(&m, MOS_T_JOBID, o->jobid);
-			mos_msg_put_u32(&m, MOS_T_RANK, o->rank);
-			mos_msg_put_str(&m, MOS_T_NAME, e->d_name);
-			mos_msg_put(&m, MOS_T_DATA, buf, n > 0 ? (size_t)n : 0);
-			mos_msg_put_str(&m, MOS_T_TEXT, o->dir);
-			rc = peer_send(o->dest, &m);
-			mos_msg_free(&m);
-			*bytes += n > 0 ? (uint64_t)n : 0;
-			if (n <= 0)
-				break;
-		}
-		if (fd < 0)
-			rc = -errno;
-		else
-			close(fd);
-	}
-	if (d)
-		closedir(d);
-	free(buf);
-	return d && buf ? rc : -ENOMEM;
+	struct ckpt_out *o = arg;
+	out_report(o, rc, rc ? "cannot send the images" : NULL, rc ? 0 : imgstream_bytes(o->xfer));
+	out_free(o);
 }
 
+/* The dump is done: its images go to the destination, a few MiB at a time
+ * (checkpoint frames carry the destination directory as TEXT). */
 static void dumped(void *arg, int ws)
 {
 	struct ckpt_out *o = arg;
 	char why[300];
-	uint64_t bytes = 0;
-	int rc;
 	if (ws) {
 		criu_log_tail(o->img, "dump.log", why, sizeof(why));
 		out_report(o, -EIO, why, 0);
-	} else if ((rc = send_files(o, &bytes))) {
-		out_report(o, rc, "cannot send the images", 0);
-	} else {
-		out_report(o, 0, NULL, bytes);
+		out_free(o);
+		return;
 	}
-	out_free(o);
+	struct imgstream_args a = { .dir = o->img, .peer = o->dest, .type = MOS_MSG_CKPT_DATA, .jobid = o->jobid,
+				    .rank = o->rank, .text = o->dir, .cb = ckpt_sent, .arg = o };
+	if (!(o->xfer = imgstream_start(&a))) {
+		out_report(o, -errno, "cannot send the images", 0);
+		out_free(o);
+	}
 }
 
 static void rank_order(struct mos_msg *m)
@@ -628,6 +600,7 @@ static void import_free(struct import *im)
 			*pp = im->next;
 			break;
 		}
+	imgstream_free(im->xfer);
 	free(im);
 }
 
@@ -708,6 +681,8 @@ int ckpt_import_rank(struct job *j, uint32_t r)
 	return 0;
 }
 
+static void import_sent(void *arg, int rc);
+
 bool ckpt_import_ready(struct mos_msg *m)
 {
 	struct import *im = find_import(m);
@@ -722,38 +697,17 @@ bool ckpt_import_ready(struct mos_msg *m)
 		return true;
 	}
 	/* images travel as in a migration: MIG_DATA frames, then COMMIT */
-	DIR *d = opendir(im->dir);
-	struct dirent *e;
-	uint8_t *buf = malloc(CHUNK);
-	int rc = d && buf ? 0 : -ENOENT;
-	while (!rc && (e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		char path[PATH_MAX];
-		snprintf(path, sizeof(path), "%s/%s", im->dir, e->d_name);
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		ssize_t n = 0;
-		bool first = true;
-		while (fd >= 0 && !rc && ((n = read(fd, buf, CHUNK)) > 0 || first)) {
-			struct mos_msg dm;
-			first = false;
-			if ((rc = mos_msg_init(&dm, MOS_MSG_MIG_DATA)) || (rc = mos_msg_reserve(&dm, CHUNK + 512)))
-				break;
-			mos_msg_put_u32(&dm, MOS_T_JOBID, im->jobid);
-			mos_msg_put_u32(&dm, MOS_T_RANK, im->rank);
-			mos_msg_put_str(&dm, MOS_T_NAME, e->d_name);
-			mos_msg_put(&dm, MOS_T_DATA, buf, n > 0 ? (size_t)n : 0);
-			rc = peer_send(im->target, &dm);
-			mos_msg_free(&dm);
-			if (n <= 0)
-				break;
-		}
-		if (fd >= 0)
-			close(fd);
-	}
-	if (d)
-		closedir(d);
-	free(buf);
+	struct imgstream_args a = { .dir = im->dir, .peer = im->target, .type = MOS_MSG_MIG_DATA,
+				    .jobid = im->jobid, .rank = im->rank, .cb = import_sent, .arg = im };
+	if (!(im->xfer = imgstream_start(&a)))
+		import_result(im, -errno, 0, "cannot send the checkpoint's images");
+	return true;
+}
+
+/* The images are queued on the link (RC 0): COMMIT follows them. */
+static void import_sent(void *arg, int rc)
+{
+	struct import *im = arg;
 	struct mos_msg c;
 	if (!rc && !(rc = mos_msg_init(&c, MOS_MSG_MIG_COMMIT))) {
 		mos_msg_put_u32(&c, MOS_T_JOBID, im->jobid);
@@ -768,7 +722,6 @@ bool ckpt_import_ready(struct mos_msg *m)
 	}
 	if (rc)
 		import_result(im, rc, 0, "cannot send the checkpoint's images");
-	return true;
 }
 
 bool ckpt_import_done(struct mos_msg *m)

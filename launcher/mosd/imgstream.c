@@ -35,7 +35,7 @@ struct file {
 
 struct imgstream {
 	struct imgstream_args a;
-	char dir[PATH_MAX];
+	char dir[PATH_MAX], text[PATH_MAX];
 	struct imgstream *next;
 	struct file *files;
 	size_t n, cap;
@@ -150,6 +150,8 @@ static int send_chunk(struct imgstream *s, struct file *f, size_t n)
 	mos_msg_put_str(&m, MOS_T_NAME, f->name);
 	mos_msg_put_u64(&m, MOS_T_OFFSET, f->off);
 	mos_msg_put(&m, MOS_T_DATA, s->buf, n);
+	if (s->a.text)
+		mos_msg_put_str(&m, MOS_T_TEXT, s->a.text);
 	rc = peer_send(s->a.peer, &m);
 	mos_msg_free(&m);
 	if (!rc) {
@@ -269,6 +271,10 @@ struct imgstream *imgstream_start(const struct imgstream_args *a)
 	s->a = *a;
 	snprintf(s->dir, sizeof(s->dir), "%s", a->dir);
 	s->a.dir = s->dir;
+	if (a->text) {
+		snprintf(s->text, sizeof(s->text), "%s", a->text);
+		s->a.text = s->text;
+	}
 	s->rc = 1;
 	s->ino = -1;
 	s->writing = a->follow;
@@ -347,6 +353,13 @@ void imgstream_pull(struct imgstream *s, const char *name, uint64_t upto)
 		u[s->n_pulls++] = upto;
 	}
 	pump(s);
+}
+
+void imgstream_peer_lost(int idx)
+{
+	for (struct imgstream *s = streams; s; s = s->next)
+		if (s->a.peer == idx)
+			finish(s, -ECONNRESET);
 }
 
 void imgstream_free(struct imgstream *s)

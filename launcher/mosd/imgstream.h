@@ -1,6 +1,6 @@
 /* imgstream.h - sending a directory of CRIU images to another node as
- * frames {JOBID, RANK, NAME, OFFSET, DATA} of one message type, a few MiB in
- * flight and refilled as the link drains. A stream can follow the directory
+ * frames {JOBID, RANK, NAME, OFFSET, DATA[, TEXT]} of one message type, a few
+ * MiB in flight and refilled as the link drains. A stream can follow the directory
  * while criu still writes into it, so the transfer overlaps the dump. */
 #ifndef MOSD_IMGSTREAM_H
 #define MOSD_IMGSTREAM_H
@@ -22,6 +22,7 @@ struct imgstream_args {
 	bool follow;            /* a writer is still at work: see imgstream_writer_done() */
 	const char *cut_fault;  /* fault point that cuts the link at the 4th file, or NULL */
 	uint64_t eager;         /* send at most this much of a file before it is pulled (0: all) */
+	const char *text;       /* put in every frame as TEXT, or NULL */
 	imgstream_done_cb cb;
 	void *arg;
 };
@@ -35,6 +36,9 @@ void imgstream_writer_done(struct imgstream *s);
 /* imgstream_pull - the receiver wants file NAME now: send it (beyond
  * A->eager) up to byte UPTO (UINT64_MAX: all), also if it appears later. */
 void imgstream_pull(struct imgstream *s, const char *name, uint64_t upto);
+/* imgstream_peer_lost - the link to node IDX is gone: its streams end
+ * with -ECONNRESET (their callbacks say so). */
+void imgstream_peer_lost(int idx);
 /* imgstream_free - stop (if still running; the callback is not called) and free. */
 void imgstream_free(struct imgstream *s);
 /* imgstream_bytes - bytes queued so far. */

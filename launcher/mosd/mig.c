@@ -4,6 +4,7 @@
  * mig_in.c. */
 #include "mig_int.h"
 #include "criu.h"
+#include "imgstream.h"
 #include "log.h"
 #include "util.h"
 #include <dirent.h>
@@ -341,4 +342,5 @@ void mig_peer_lost(int idx)
 {
 	mig_out_peer_lost(idx);
 	mig_in_peer_lost(idx);
+	imgstream_peer_lost(idx); /* the others' (checkpoints) */
 }
