@@ -9,6 +9,12 @@ CRIU_BIN=${MOS_CRIU:-/usr/local/sbin/criu}
 [ -x "$CRIU_BIN" ] || CRIU_BIN=$(command -v criu) || skip_all "no criu (scripts/setup.sh builds CRIU 4.2.1)"
 "$CRIU_BIN" check >/dev/null 2>&1 || skip_all "criu check fails on this kernel"
 vc_up --nodes 4 --diskless 1 --cpus 2 || exit 1
+# Each node's mosd has criu fill its kernel cache (each node has its own
+# /dev/shm) before any move, so no first dump probes the kernel in a freeze.
+for n in node0 node1 node2 node3; do
+	wait_for 10 mosctl vcluster exec $n -- test -s /dev/shm/mosexec-criu/criu.kdat || break
+done
+ok $? "criu's kernel cache is ready on every node, the diskless one included"
 
 # A counter that also echoes its stdin and reports signals.
 cat >"$T_TMP/counter.sh" <<'S'
