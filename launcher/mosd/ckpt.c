@@ -738,3 +738,13 @@ bool ckpt_import_done(struct mos_msg *m)
 	free(t);
 	return true;
 }
+
+void ckpt_peer_lost(int idx)
+{
+	for (struct ckpt_out *o = outs; o; o = o->next)
+		if (o->dest == idx)
+			imgstream_fail(o->xfer, -ECONNRESET);
+	for (struct import *im = imports; im; im = im->next)
+		if (im->target == idx)
+			imgstream_fail(im->xfer, -ECONNRESET);
+}

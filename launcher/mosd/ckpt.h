@@ -25,6 +25,9 @@ bool ckpt_on_reply(struct mos_msg *m);
 /* ckpt_restart - a local user's RESTART: check the checkpoint and start it
  * as a new job attached to CLIENT. */
 void ckpt_restart(struct mos_conn *client, struct mos_msg *m, uid_t uid, gid_t gid, pid_t pid);
+/* ckpt_peer_lost - the link to node IDX is gone: images on their way there
+ * (a checkpoint's, a restart's) stop, and their requests fail. */
+void ckpt_peer_lost(int idx);
 /* ckpt_import_rank - restore rank R of restarted job J on its node. */
 int ckpt_import_rank(struct job *j, uint32_t r);
 /* Answers of a target to an import (no migration record on this node). */

@@ -355,11 +355,10 @@ void imgstream_pull(struct imgstream *s, const char *name, uint64_t upto)
 	pump(s);
 }
 
-void imgstream_peer_lost(int idx)
+void imgstream_fail(struct imgstream *s, int rc)
 {
-	for (struct imgstream *s = streams; s; s = s->next)
-		if (s->a.peer == idx)
-			finish(s, -ECONNRESET);
+	if (s)
+		finish(s, rc);
 }
 
 void imgstream_free(struct imgstream *s)

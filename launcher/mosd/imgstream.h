@@ -36,9 +36,10 @@ void imgstream_writer_done(struct imgstream *s);
 /* imgstream_pull - the receiver wants file NAME now: send it (beyond
  * A->eager) up to byte UPTO (UINT64_MAX: all), also if it appears later. */
 void imgstream_pull(struct imgstream *s, const char *name, uint64_t upto);
-/* imgstream_peer_lost - the link to node IDX is gone: its streams end
- * with -ECONNRESET (their callbacks say so). */
-void imgstream_peer_lost(int idx);
+/* imgstream_fail - end S now with RC (< 0): its callback says so. For the
+ * owner that learns the link is gone; a migration's streams are ended by
+ * mig_out.c, which knows whether the hand-over allows it. */
+void imgstream_fail(struct imgstream *s, int rc);
 /* imgstream_free - stop (if still running; the callback is not called) and free. */
 void imgstream_free(struct imgstream *s);
 /* imgstream_bytes - bytes queued so far. */

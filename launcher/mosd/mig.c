@@ -4,7 +4,7 @@
  * mig_in.c. */
 #include "mig_int.h"
 #include "criu.h"
-#include "imgstream.h"
+#include "ckpt.h"
 #include "log.h"
 #include "util.h"
 #include <dirent.h>
@@ -342,5 +342,5 @@ void mig_peer_lost(int idx)
 {
 	mig_out_peer_lost(idx);
 	mig_in_peer_lost(idx);
-	imgstream_peer_lost(idx); /* the others' (checkpoints) */
+	ckpt_peer_lost(idx);
 }
