@@ -188,6 +188,24 @@ vx node0 mosmigrate --force "$job.0" node2 >/dev/null
 ok $? "after that it moves to node2 again"
 vx node0 mosmigrate --force "$job.0" node1 >/dev/null
 
+# As a move ends, source and target both hold the rank for a moment (here
+# 3 s: the source lets go late, fault mig_finish_slow): mosps and the PMIx
+# process table list it once, where it runs now.
+vx node1 mosctl fault mig_finish_slow
+vx node0 mosmigrate --force "$job.0" node2 >/dev/null 2>&1 &
+slow=$!
+rows() { mosctl vcluster exec node0 -- $1 | awk -v j="$job" '$1 == j && $2 == 0 { print $5 }'; }
+wait_for 10 sh -c "mosctl vcluster exec node0 -- mosps --no-header | awk -v j=$job '\$1 == j && \$2 == 0 && \$5 == \"node2\"' | grep -q ."
+ok $? "the target runs the rank while the source still holds its old copy"
+kill -0 $slow 2>/dev/null
+ok $? "(the move is still finishing)"
+is "$(rows "mosps --no-header" | tr '\n' ' ')" "node2 " "mosps lists the rank once, on node2"
+is "$(rows "mosctl ps" | tr '\n' ' ')" "node2 " "so does the PMIx process table (mosctl ps)"
+wait $slow
+ok $? "the move ends well"
+is "$(where_of "$job" 0)" node2 "it runs on node2"
+vx node0 mosmigrate --force "$job.0" node1 >/dev/null
+
 # Post-copy (lazy pages): 100 MiB move with a short freeze, memory intact.
 cc -O2 -o "$T_TMP/mig_load" "$TOP_SRCDIR/bench/mig_load.c" && chmod 755 "$T_TMP/mig_load"
 mosctl vcluster exec node0 -- mosexec -n 1 "$T_TMP/mig_load" 100 400 >"$T_TMP/lazy.out" 2>&1 &

@@ -41,6 +41,7 @@ struct mig_out { /* source side, hangs off its proc */
 	struct imgstream *xfer;     /* the images on their way, from the dump's start */
 	bool dumped;                /* criu has left the process (all images written) */
 	bool queued;                /* every image is queued on the link */
+	bool finishing;             /* committed; finish_move() when the timer fires (fault) */
 	int lazy_rd;                /* post-copy: criu says "images ready" here */
 	struct event *lazy_ev;
 };
@@ -131,9 +132,15 @@ static void out_fail(struct mig_out *mo, int code, const char *why)
 	out_free(mo);
 }
 
+static void finish_move(struct mig_out *mo);
+
 static void on_out_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct mig_out *mo = arg;
+	if (mo->finishing) {
+		finish_move(mo);
+		return;
+	}
 	if (mo->state == MIG_HANDOVER) { /* only the home may say which copy lives */
 		struct timeval tv = { 2, 0 };
 		evtimer_add(mo->timer, &tv); /* before asking: the answer may free mo */
@@ -554,9 +561,14 @@ void mig_out_decided(uint32_t jobid, uint32_t rank, uint64_t attempt, bool commi
 	struct mig_out *mo = p ? p->mig : NULL;
 	/* an abort may come unasked, while we still wait for the target's word
 	 * over a link that broke without our noticing */
-	if (!mo || mo->move_id != attempt || (mo->state != MIG_HANDOVER && (commit || mo->state != MIG_RESTORE)))
+	if (!mo || mo->move_id != attempt || mo->finishing ||
+	    (mo->state != MIG_HANDOVER && (commit || mo->state != MIG_RESTORE)))
 		return;
-	if (commit)
+	if (commit && fault_injected("mig_finish_slow")) { /* the target runs it, we still hold ours */
+		struct timeval tv = { 3, 0 };
+		mo->finishing = true;
+		evtimer_add(mo->timer, &tv);
+	} else if (commit)
 		finish_move(mo);
 	else
 		out_fail(mo, -ECANCELED, "the home decided against the hand-over (the link to the target failed)");

@@ -59,6 +59,66 @@ static void ps_finish_cb(struct ps_req *r)
 	r->cb(r->cb_arg, NULL, missing);
 }
 
+/* While a process changes nodes both may list it for a moment: the target
+ * its new copy, the source its old one, "migrating". Such an old row goes
+ * when the same rank has another row: every rank once, where it runs now.
+ * Rows start with JOBID; 0 or -errno (the rows stay as they were). */
+static int drop_old_copies(struct mos_msg *rows)
+{
+	struct mos_msg d, out;
+	char err[128];
+	mos_msg_finish(rows, 0);
+	uint8_t *frame = malloc(rows->len);
+	if (!frame)
+		return -ENOMEM;
+	memcpy(frame, rows->buf, rows->len);
+	if (mos_msg_decode(&d, frame, rows->len, err, sizeof(err))) {
+		mos_msg_free(&d);
+		return -EINVAL;
+	}
+	size_t n = 0, *start = calloc(d.n_fields + 1, sizeof(size_t));
+	uint64_t *key = calloc(d.n_fields + 1, sizeof(uint64_t));
+	bool *old = calloc(d.n_fields + 1, sizeof(bool)), *drop = calloc(d.n_fields + 1, sizeof(bool));
+	bool dropped = false;
+	int rc = start && key && old && drop ? 0 : -ENOMEM;
+	for (size_t i = 0; !rc && i < d.n_fields; i++) { /* the rows: which rank, old copy? */
+		const struct mos_field *f = &d.fields[i];
+		if (f->tag == MOS_T_JOBID)
+			start[n] = i, key[n++] = (uint64_t)mos_field_u32(f) << 32;
+		else if (n && f->tag == MOS_T_RANK)
+			key[n - 1] |= mos_field_u32(f);
+		else if (n && f->tag == MOS_T_STATE)
+			old[n - 1] = f->len == 9 && !memcmp(f->data, "migrating", 9);
+	}
+	if (!rc)
+		start[n] = d.n_fields;
+	for (size_t i = 0; !rc && i < n; i++)
+		for (size_t j = 0; old[i] && j < n; j++)
+			if (j != i && key[j] == key[i] && !old[j]) {
+				drop[i] = dropped = true;
+				break;
+			}
+	if (!rc && dropped && !(rc = mos_msg_init(&out, MOS_MSG_PS_REP))) {
+		for (size_t i = 0; !rc && i < (n ? start[0] : d.n_fields); i++) /* before the rows */
+			rc = mos_msg_put(&out, d.fields[i].tag, d.fields[i].data, d.fields[i].len);
+		for (size_t k = 0; !rc && k < n; k++)
+			for (size_t i = start[k]; !rc && !drop[k] && i < start[k + 1]; i++)
+				rc = mos_msg_put(&out, d.fields[i].tag, d.fields[i].data, d.fields[i].len);
+		if (rc) {
+			mos_msg_free(&out);
+		} else {
+			mos_msg_free(rows);
+			*rows = out;
+		}
+	}
+	free(start);
+	free(key);
+	free(old);
+	free(drop);
+	mos_msg_free(&d);
+	return rc;
+}
+
 static void req_finish(struct ps_req *r)
 {
 	for (struct ps_req **pp = &reqs; *pp; pp = &(*pp)->next)
@@ -66,6 +126,7 @@ static void req_finish(struct ps_req *r)
 			*pp = r->next;
 			break;
 		}
+	drop_old_copies(&r->rows);
 	if (r->client) {
 		char missing[1024];
 		size_t off = missing_nodes(r, missing, sizeof(missing));
