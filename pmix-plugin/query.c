@@ -157,7 +157,7 @@ static pmix_proc_state_t pmix_state(const char *s)
 {
 	if (!s)
 		return PMIX_PROC_STATE_UNDEF;
-	if (!strcmp(s, "migrating"))
+	if (!strcmp(s, "migrating") || !strcmp(s, "arriving"))
 		return PMIX_PROC_STATE_MIGRATING;
 	if (!strcmp(s, "exited"))
 		return PMIX_PROC_STATE_TERMINATED;

@@ -205,6 +205,20 @@ wait $slow
 ok $? "the move ends well"
 is "$(where_of "$job" 0)" node2 "it runs on node2"
 vx node0 mosmigrate --force "$job.0" node1 >/dev/null
+# The other way round: the source has let go, the target takes over 3 s
+# late (fault mig_adopt_slow): the rank is still listed, once, "arriving".
+vx node2 mosctl fault mig_adopt_slow
+vx node0 mosmigrate --force "$job.0" node2 >/dev/null
+ok $? "a move whose target takes over late ends for the requester"
+is "$(rows "mosps --no-header" | tr '\n' ' ')" "node2 " "while the target takes over, mosps lists the rank once, on node2"
+is "$(vx node0 mosps --no-header | awk -v j="$job" '$1 == j && $2 == 0 { print $7 }')" arriving "as arriving"
+is "$(rows "mosctl ps" | tr '\n' ' ')" "node2 " "and so does the PMIx process table"
+wait_for 10 sh -c "mosctl vcluster exec node0 -- mosps --no-header | awk -v j=$job '\$1 == j && \$2 == 0 && \$7 == \"run\"' | grep -q ."
+ok $? "then it runs there"
+before=$(grep -c count "$T_TMP/out")
+wait_for 10 sh -c "[ \$(grep -c count '$T_TMP/out') -gt $((before + 3)) ]"
+like "$(tail -n 1 "$T_TMP/out")" "on node2$" "and counts on node2"
+vx node0 mosmigrate --force "$job.0" node1 >/dev/null
 
 # Post-copy (lazy pages): 100 MiB move with a short freeze, memory intact.
 cc -O2 -o "$T_TMP/mig_load" "$TOP_SRCDIR/bench/mig_load.c" && chmod 755 "$T_TMP/mig_load"

@@ -16,6 +16,7 @@ static const char *const known[] = {
 	"mig_source_crash", /* source daemon dies right after the hand-over */
 	"mig_done_lost",    /* target's link to the source breaks right after its restore */
 	"mig_finish_slow",  /* source lets go of its copy 3 s after the commit */
+	"mig_adopt_slow",   /* target takes over its copy 3 s after the commit */
 };
 #define N_KNOWN (sizeof(known) / sizeof(known[0]))
 static bool armed[N_KNOWN];

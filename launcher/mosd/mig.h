@@ -40,6 +40,9 @@ void mig_on_decide(struct mos_msg *m, int from);
 /* both: a link to node IDX broke; a child was reaped. */
 void mig_peer_lost(int idx);
 void mig_note_reaped(pid_t pid, int wstatus);
+/* target: a process-table row (as ps.c's) for each restored copy that waits
+ * for the home's word, in state "arriving". */
+void mig_in_put_rows(struct mos_msg *rep);
 
 /* requester side (local.c): route a REPLY with SEQ back to its client. */
 uint64_t local_pending_add(struct mos_conn *c);

@@ -45,6 +45,7 @@ struct mig_in { /* target side */
 	bool damage;                /* (fault mig_restore_fail armed at COMMIT) */
 	pid_t pid;                  /* the restored tree, while it waits */
 	uint64_t move_id;           /* the source's id of this try */
+	bool adopting;              /* committed; adopted when the timer fires (fault) */
 };
 
 /* The lazy-pages daemon outlives the migration record: its socket and log
@@ -113,9 +114,17 @@ static void stop_serving(struct mig_in *mi)
 	mi->serve = NULL;
 }
 
+static void adopt(struct mig_in *mi, pid_t pid, bool tell_source);
+
 static void on_in_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct mig_in *mi = arg;
+	if (mi->adopting) {
+		pid_t pid = mi->pid;
+		adopt(mi, pid, false);
+		mig_resume_tree(pid);
+		return;
+	}
 	if (mi->state == MIG_HANDOVER) {
 		ask_home(mi);
 		return;
@@ -419,7 +428,7 @@ static void adopt(struct mig_in *mi, pid_t pid, bool tell_source)
 void mig_in_decided(uint32_t jobid, uint32_t rank, uint64_t attempt, bool commit)
 {
 	struct mig_in *mi = find_in(jobid, rank);
-	if (!mi || mi->state != MIG_HANDOVER || mi->move_id != attempt)
+	if (!mi || mi->state != MIG_HANDOVER || mi->move_id != attempt || mi->adopting)
 		return;
 	pid_t pid = mi->pid;
 	if (!commit) {
@@ -428,8 +437,33 @@ void mig_in_decided(uint32_t jobid, uint32_t rank, uint64_t attempt, bool commit
 		in_free(mi);
 		return;
 	}
+	if (fault_injected("mig_adopt_slow")) { /* the source lets go, we take it 3 s later */
+		struct timeval tv = { 3, 0 };
+		mi->adopting = true;
+		evtimer_add(mi->timer, &tv);
+		return;
+	}
 	adopt(mi, pid, false);
 	mig_resume_tree(pid);
+}
+
+void mig_in_put_rows(struct mos_msg *rep)
+{
+	for (struct mig_in *mi = incoming; mi; mi = mi->next) {
+		if (mi->state != MIG_HANDOVER)
+			continue;
+		mos_msg_put_u32(rep, MOS_T_JOBID, mi->jobid);
+		mos_msg_put_u32(rep, MOS_T_RANK, mi->rank);
+		mos_msg_put_u32(rep, MOS_T_UID, mi->uid);
+		mos_msg_put_str(rep, MOS_T_HOME, mi->home);
+		mos_msg_put_str(rep, MOS_T_NODE, mosd.self->name);
+		mos_msg_put_u32(rep, MOS_T_PID, (uint32_t)mi->pid);
+		mos_msg_put_str(rep, MOS_T_STATE, "arriving");
+		mos_msg_put_u32(rep, MOS_T_CPU, 0);
+		mos_msg_put_u64(rep, MOS_T_RSS, 0);
+		mos_msg_put_u32(rep, MOS_T_MIGRATIONS, mi->migrations + 1);
+		mos_msg_put_str(rep, MOS_T_ARGV, mi->cmd ? mi->cmd : "?");
+	}
 }
 
 /* Lost touch with the source while our copy waits: ask the home, again

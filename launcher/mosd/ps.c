@@ -4,6 +4,7 @@
  * within a bounded time, naming nodes that did not answer. */
 #include "mosd.h"
 #include "log.h"
+#include "mig.h"
 #include "util.h"
 #include <errno.h>
 #include <event2/event.h>
@@ -59,10 +60,12 @@ static void ps_finish_cb(struct ps_req *r)
 	r->cb(r->cb_arg, NULL, missing);
 }
 
-/* While a process changes nodes both may list it for a moment: the target
- * its new copy, the source its old one, "migrating". Such an old row goes
- * when the same rank has another row: every rank once, where it runs now.
- * Rows start with JOBID; 0 or -errno (the rows stay as they were). */
+/* While a process changes nodes both may list it: the source its copy as
+ * "migrating" until it lets go, the target its restored copy as "arriving"
+ * until it takes over, then as running. Every rank is listed once, where it
+ * runs now: a migrating row goes if the rank has a running one, an
+ * arriving row if the rank has any other. Rows start with JOBID; 0 or
+ * -errno (the rows stay as they were). */
 static int drop_old_copies(struct mos_msg *rows)
 {
 	struct mos_msg d, out;
@@ -78,7 +81,8 @@ static int drop_old_copies(struct mos_msg *rows)
 	}
 	size_t n = 0, *start = calloc(d.n_fields + 1, sizeof(size_t));
 	uint64_t *key = calloc(d.n_fields + 1, sizeof(uint64_t));
-	bool *old = calloc(d.n_fields + 1, sizeof(bool)), *drop = calloc(d.n_fields + 1, sizeof(bool));
+	int *old = calloc(d.n_fields + 1, sizeof(int)); /* 0 running, 1 migrating, 2 arriving */
+	bool *drop = calloc(d.n_fields + 1, sizeof(bool));
 	bool dropped = false;
 	int rc = start && key && old && drop ? 0 : -ENOMEM;
 	for (size_t i = 0; !rc && i < d.n_fields; i++) { /* the rows: which rank, old copy? */
@@ -88,13 +92,14 @@ static int drop_old_copies(struct mos_msg *rows)
 		else if (n && f->tag == MOS_T_RANK)
 			key[n - 1] |= mos_field_u32(f);
 		else if (n && f->tag == MOS_T_STATE)
-			old[n - 1] = f->len == 9 && !memcmp(f->data, "migrating", 9);
+			old[n - 1] = f->len == 9 && !memcmp(f->data, "migrating", 9) ? 1 :
+				     f->len == 8 && !memcmp(f->data, "arriving", 8) ? 2 : 0;
 	}
 	if (!rc)
 		start[n] = d.n_fields;
 	for (size_t i = 0; !rc && i < n; i++)
 		for (size_t j = 0; old[i] && j < n; j++)
-			if (j != i && key[j] == key[i] && !old[j]) {
+			if (j != i && key[j] == key[i] && (!old[j] || (old[i] == 2 && old[j] == 1))) {
 				drop[i] = dropped = true;
 				break;
 			}
@@ -284,6 +289,7 @@ static void put_rows(struct mos_msg *rep)
 		mos_msg_put_u32(rep, MOS_T_MIGRATIONS, p->migrations);
 		mos_msg_put_str(rep, MOS_T_ARGV, p->cmd ? p->cmd : "?");
 	}
+	mig_in_put_rows(rep); /* a moving process whose source may let go first */
 }
 
 void ps_on_peer_req(struct mos_conn *c, struct mos_msg *m)
