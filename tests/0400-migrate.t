@@ -115,6 +115,43 @@ is "$(where_of "$tjob" 0)" node1 "with --force it moves"
 vx node0 mosctl kill "$tjob" >/dev/null 2>&1
 wait $tpid 2>/dev/null
 
+# A process holding a file lock is not moved: its copy on the target would
+# wait for the lock the stopped original holds (frozen until the move's
+# 120 s time-out, before this check).
+cat >"$T_TMP/lk.c" <<'C'
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+int main(int argc, char **argv)
+{
+	int fd = open(argv[1], O_RDWR | O_CREAT, 0644);
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	if (fd < 0 || fcntl(fd, F_SETLK, &fl) < 0)
+		return 1;
+	for (int i = 0; i < 600; i++) {
+		printf("locked %d\n", i);
+		fflush(stdout);
+		usleep(100000);
+	}
+	return 0;
+}
+C
+cc -O2 -o "$T_TMP/lk" "$T_TMP/lk.c" && chmod 755 "$T_TMP/lk"
+mosctl vcluster exec node0 -- mosexec -n 1 --host node0 "$T_TMP/lk" "$T_TMP/lockfile" >"$T_TMP/lk.out" 2>&1 &
+lkpid=$!
+wait_for 10 grep -q "locked 3" "$T_TMP/lk.out"
+lkjob=$(job_of "$T_TMP/lk ")
+start=$SECONDS
+timeout 60 mosctl vcluster exec node0 -- mosmigrate --force "$lkjob.0" node1 2>"$T_TMP/e"
+ok $(( $? == 0 )) "a process holding a file lock: the move is refused (in $((SECONDS - start)) s)"
+like "$(cat "$T_TMP/e")" "holds a file lock on $T_TMP/lockfile" "naming the locked file"
+is "$(where_of "$lkjob" 0)" node0 "it still runs on node0"
+before=$(grep -c locked "$T_TMP/lk.out")
+wait_for 10 sh -c "[ \$(grep -c locked '$T_TMP/lk.out') -gt $((before + 3)) ]"
+ok $? "and goes on"
+vx node0 mosctl kill "$lkjob" >/dev/null 2>&1
+wait $lkpid 2>/dev/null
+
 # Faults at each step: one live copy, no images left anywhere.
 for f in mig_refuse:node1:prepare mig_dump_fail:node0:dump mig_xfer_cut:node0:send mig_restore_fail:node1:restore; do
 	IFS=: read -r name where step <<<"$f"

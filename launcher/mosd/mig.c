@@ -324,6 +324,52 @@ bool mig_tree_has_fd(pid_t pid, const char *link)
 	return walk_tree(pid, 0, has_fd, (void *)link);
 }
 
+/* A file lock (fcntl, flock, OFD) shows as a "lock:" line in the fdinfo of
+ * the descriptor it was taken through; PATH gets that file's name. */
+struct lock_find {
+	char *path;
+	size_t len;
+};
+
+static bool has_lock(pid_t pid, void *arg)
+{
+	struct lock_find *lf = arg;
+	char dir[64], buf[4096];
+	snprintf(dir, sizeof(dir), "/proc/%d/fdinfo", (int)pid);
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	bool found = false;
+	while (d && !found && (e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		char fpath[320];
+		snprintf(fpath, sizeof(fpath), "%s/%s", dir, e->d_name);
+		int fd = open(fpath, O_RDONLY | O_CLOEXEC);
+		ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+		if (fd >= 0)
+			close(fd);
+		if (n <= 0)
+			continue;
+		buf[n] = 0;
+		if (strncmp(buf, "lock:", 5) && !strstr(buf, "\nlock:"))
+			continue;
+		found = true;
+		snprintf(fpath, sizeof(fpath), "/proc/%d/fd/%s", (int)pid, e->d_name);
+		ssize_t l = readlink(fpath, lf->path, lf->len - 1);
+		lf->path[l > 0 ? l : 0] = 0;
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+bool mig_tree_has_lock(pid_t pid, char *path, size_t len)
+{
+	struct lock_find lf = { path, len };
+	path[0] = 0;
+	return walk_tree(pid, 0, has_lock, &lf);
+}
+
 static bool resume_one(pid_t pid, void *unused)
 {
 	kill(pid, SIGCONT);

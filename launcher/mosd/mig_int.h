@@ -34,6 +34,9 @@ void mig_in_decided(uint32_t jobid, uint32_t rank, uint64_t attempt, bool commit
 /* mig_tree_has_fd - does a task of the pod rooted at PID hold a file whose
  * /proc link reads LINK (e.g. "anon_inode:[timerfd]")? */
 bool mig_tree_has_fd(pid_t pid, const char *link);
+/* mig_tree_has_lock - does a task of the pod rooted at PID hold a file lock?
+ * PATH gets the locked file's name. */
+bool mig_tree_has_lock(pid_t pid, char *path, size_t len);
 /* mig_resume_tree - SIGCONT every task of the pod rooted at PID. */
 void mig_resume_tree(pid_t pid);
 void mig_in_peer_lost(int idx);

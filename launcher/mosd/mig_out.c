@@ -191,6 +191,15 @@ void mig_source_start(struct mos_msg *m)
 				       "(mosmigrate --force moves it anyway)");
 		return;
 	}
+	/* the copy on the target would wait for the lock this one holds until
+	 * the move timed out, the process frozen all that while */
+	char locked[PATH_MAX], why[PATH_MAX + 128];
+	if (mig_tree_has_lock(p->pid, locked, sizeof(locked))) {
+		snprintf(why, sizeof(why), "it holds a file lock on %s, which its copy on the target could not "
+			 "take while this one holds it", locked[0] ? locked : "a file");
+		out_fail(mo, -ENOTSUP, why);
+		return;
+	}
 	mo->timer = evtimer_new(mosd.base, on_out_timeout, mo);
 	struct timeval tv = { MIG_TIMEOUT_S, 0 };
 	evtimer_add(mo->timer, &tv);
