@@ -10,7 +10,10 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 vx() { local n=$1; shift; mosctl vcluster exec "$n" -- "$@"; }
 
 say "a virtual cluster: 4 nodes, node3 diskless, each node's cgroup 0.5 CPU"
-mosctl vcluster up --force --nodes 4 --diskless 1 --cpus 2 --cpu-quota 0.5 || exit 1
+# each node has its own /tmp and /var/tmp: a clone there must be shared
+share=()
+case "$REPO" in /tmp/?* | /var/tmp/?*) share=(--share "$REPO") ;; esac
+mosctl vcluster up --force --nodes 4 --diskless 1 --cpus 2 --cpu-quota 0.5 "${share[@]}" || exit 1
 
 say "mosexec -n 2 demo-counter.sh, started on node0 (its home)"
 vx node0 mosexec -n 2 "$REPO/scripts/demo-counter.sh" 48 &
