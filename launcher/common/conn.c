@@ -209,21 +209,34 @@ static int handle_handshake(struct mos_conn *c, struct mos_msg *m)
 	return 0;
 }
 
-/* One frame is complete in the input buffer: take, check, dispatch it. */
-static int read_frame(struct mos_conn *c, struct evbuffer *in)
+/* The header of the frame at the head of IN: its SEQ, payload length PLEN
+ * and the bytes NEED it takes in IN (its MAC included). 1, 0 if the header
+ * is not all here yet, or -errno for a bad header. */
+static int frame_head(struct mos_conn *c, struct evbuffer *in, uint32_t *seq, uint32_t *plen, size_t *need)
 {
 	uint8_t hdr[MOS_MSG_HDR_LEN];
 	uint16_t type;
-	uint32_t seq, plen;
 	int rc;
 
 	if (evbuffer_get_length(in) < MOS_MSG_HDR_LEN)
 		return 0;
 	evbuffer_copyout(in, hdr, sizeof(hdr));
-	if ((rc = mos_msg_parse_header(hdr, &type, &seq, &plen)))
+	if ((rc = mos_msg_parse_header(hdr, &type, seq, plen)))
+		return rc;
+	*need = MOS_MSG_HDR_LEN + *plen + (c->authed && c->state != CS_HELLO ? MOS_MSG_MAC_LEN : 0);
+	return 1;
+}
+
+/* One frame is complete in the input buffer: take, check, dispatch it. */
+static int read_frame(struct mos_conn *c, struct evbuffer *in)
+{
+	uint32_t seq, plen;
+	size_t need;
+	int rc;
+
+	if ((rc = frame_head(c, in, &seq, &plen, &need)) <= 0)
 		return rc;
 	bool with_mac = c->authed && c->state != CS_HELLO;
-	size_t need = MOS_MSG_HDR_LEN + plen + (with_mac ? MOS_MSG_MAC_LEN : 0);
 	if (evbuffer_get_length(in) < need)
 		return 0;
 	uint8_t *frame = malloc(MOS_MSG_HDR_LEN + plen);
@@ -258,15 +271,9 @@ static int read_frame(struct mos_conn *c, struct evbuffer *in)
 /* Bytes the frame at the head of IN still lacks (0: none, or no header yet). */
 static size_t frame_missing(struct mos_conn *c, struct evbuffer *in)
 {
-	uint8_t hdr[MOS_MSG_HDR_LEN];
-	uint16_t type;
 	uint32_t seq, plen;
-	size_t have = evbuffer_get_length(in);
-	if (have < MOS_MSG_HDR_LEN || evbuffer_copyout(in, hdr, sizeof(hdr)) != (ssize_t)sizeof(hdr) ||
-	    mos_msg_parse_header(hdr, &type, &seq, &plen))
-		return 0;
-	size_t need = MOS_MSG_HDR_LEN + plen + (c->authed && c->state != CS_HELLO ? MOS_MSG_MAC_LEN : 0);
-	return need > have ? need - have : 0;
+	size_t need, have = evbuffer_get_length(in);
+	return frame_head(c, in, &seq, &plen, &need) > 0 && need > have ? need - have : 0;
 }
 
 /* A big frame (image data: 1 MiB) would come in 4 KiB reads, one loop turn

@@ -260,6 +260,20 @@ static int decode_fail(struct mos_msg *m, char *err, size_t errlen, const char *
 	return -EBADMSG;
 }
 
+int mos_msg_reread(struct mos_msg *m, struct mos_msg *copy, char *err, size_t errlen)
+{
+	mos_msg_finish(m, 0);
+	uint8_t *frame = malloc(m->len);
+	if (!frame) {
+		memset(copy, 0, sizeof(*copy));
+		if (err)
+			snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	memcpy(frame, m->buf, m->len);
+	return mos_msg_decode(copy, frame, m->len, err, errlen);
+}
+
 int mos_msg_decode(struct mos_msg *m, uint8_t *frame, size_t len, char *err, size_t errlen)
 {
 	uint32_t plen;

@@ -134,6 +134,10 @@ int mos_msg_parse_header(const uint8_t *hdr, uint16_t *type, uint32_t *seq, uint
  * and the type's required fields. On error writes which field is wrong into
  * err and returns -EBADMSG; FRAME is freed either way on error. */
 int mos_msg_decode(struct mos_msg *m, uint8_t *frame, size_t len, char *err, size_t errlen);
+/* mos_msg_reread - finish M (seq 0) and decode a copy of its frame into COPY,
+ * as its receiver would see it (fields indexed); M itself stays usable.
+ * 0, or -ENOMEM / -EBADMSG with ERR set; COPY then holds nothing. */
+int mos_msg_reread(struct mos_msg *m, struct mos_msg *copy, char *err, size_t errlen);
 
 /* Getters: the first field TAG; 0, or -ENOENT when absent. */
 int mos_msg_get_u32(const struct mos_msg *m, unsigned tag, uint32_t *v);

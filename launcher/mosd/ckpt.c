@@ -615,11 +615,9 @@ static void import_result(struct import *im, int code, uint32_t pid, const char 
 		mos_msg_put_u32(&s, MOS_T_PID, pid);
 		if (text)
 			mos_msg_put_str(&s, MOS_T_TEXT, text);
-		mos_msg_finish(&s, 0);
 		struct mos_msg d;
-		uint8_t *frame = malloc(s.len);
 		char err[100];
-		if (frame && (memcpy(frame, s.buf, s.len), !mos_msg_decode(&d, frame, s.len, err, sizeof(err)))) {
+		if (!mos_msg_reread(&s, &d, err, sizeof(err))) {
 			job_on_spawned(&d);
 			mos_msg_free(&d);
 		}

@@ -449,21 +449,10 @@ void mig_in_decided(uint32_t jobid, uint32_t rank, uint64_t attempt, bool commit
 
 void mig_in_put_rows(struct mos_msg *rep)
 {
-	for (struct mig_in *mi = incoming; mi; mi = mi->next) {
-		if (mi->state != MIG_HANDOVER)
-			continue;
-		mos_msg_put_u32(rep, MOS_T_JOBID, mi->jobid);
-		mos_msg_put_u32(rep, MOS_T_RANK, mi->rank);
-		mos_msg_put_u32(rep, MOS_T_UID, mi->uid);
-		mos_msg_put_str(rep, MOS_T_HOME, mi->home);
-		mos_msg_put_str(rep, MOS_T_NODE, mosd.self->name);
-		mos_msg_put_u32(rep, MOS_T_PID, (uint32_t)mi->pid);
-		mos_msg_put_str(rep, MOS_T_STATE, "arriving");
-		mos_msg_put_u32(rep, MOS_T_CPU, 0);
-		mos_msg_put_u64(rep, MOS_T_RSS, 0);
-		mos_msg_put_u32(rep, MOS_T_MIGRATIONS, mi->migrations + 1);
-		mos_msg_put_str(rep, MOS_T_ARGV, mi->cmd ? mi->cmd : "?");
-	}
+	for (struct mig_in *mi = incoming; mi; mi = mi->next)
+		if (mi->state == MIG_HANDOVER)
+			ps_put_row(rep, mi->jobid, mi->rank, mi->uid, mi->home, mi->pid, "arriving", 0, 0,
+				   mi->migrations + 1, mi->cmd);
 }
 
 /* Lost touch with the source while our copy waits: ask the home, again

@@ -192,6 +192,9 @@ void ps_client_gone(struct mos_conn *c);
  * during the call only. 0, or -ENOMEM and CB is not called. */
 typedef void (*ps_collect_cb)(void *arg, struct mos_msg *rows, const char *missing);
 int ps_collect(ps_collect_cb cb, void *arg);
+/* ps_put_row - one such row of this node (NODE is this node's name). */
+void ps_put_row(struct mos_msg *rep, uint32_t jobid, uint32_t rank, uint32_t uid, const char *home, pid_t pid,
+		const char *state, uint32_t cpu, uint64_t rss, uint32_t migrations, const char *cmd);
 
 /* mosd.c */
 void gossip_on_load(struct mos_msg *m);

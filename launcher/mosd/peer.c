@@ -170,14 +170,10 @@ static int send_self(struct mos_msg *m)
 {
 	struct mos_msg copy;
 	char err[256];
-	mos_msg_finish(m, 0);
-	uint8_t *frame = malloc(m->len);
-	if (!frame)
-		return -ENOMEM;
-	memcpy(frame, m->buf, m->len);
-	if (mos_msg_decode(&copy, frame, m->len, err, sizeof(err))) {
+	int rc = mos_msg_reread(m, &copy, err, sizeof(err));
+	if (rc) {
 		pr_err("internal: %s", err);
-		return -EBADMSG;
+		return rc;
 	}
 	peer_dispatch(NULL, &copy, (int)mosd.self->index);
 	mos_msg_free(&copy);

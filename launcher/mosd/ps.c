@@ -47,17 +47,12 @@ static void ps_finish_cb(struct ps_req *r)
 	char missing[1024], err[128];
 	struct mos_msg copy;
 	missing_nodes(r, missing, sizeof(missing));
-	mos_msg_finish(&r->rows, 0);
-	uint8_t *frame = malloc(r->rows.len);
-	if (frame) {
-		memcpy(frame, r->rows.buf, r->rows.len);
-		if (!mos_msg_decode(&copy, frame, r->rows.len, err, sizeof(err))) {
-			r->cb(r->cb_arg, &copy, missing);
-			mos_msg_free(&copy);
-			return;
-		}
+	if (mos_msg_reread(&r->rows, &copy, err, sizeof(err))) {
+		r->cb(r->cb_arg, NULL, missing);
+		return;
 	}
-	r->cb(r->cb_arg, NULL, missing);
+	r->cb(r->cb_arg, &copy, missing);
+	mos_msg_free(&copy);
 }
 
 /* While a process changes nodes both may list it: the source its copy as
@@ -70,21 +65,15 @@ static int drop_old_copies(struct mos_msg *rows)
 {
 	struct mos_msg d, out;
 	char err[128];
-	mos_msg_finish(rows, 0);
-	uint8_t *frame = malloc(rows->len);
-	if (!frame)
-		return -ENOMEM;
-	memcpy(frame, rows->buf, rows->len);
-	if (mos_msg_decode(&d, frame, rows->len, err, sizeof(err))) {
-		mos_msg_free(&d);
-		return -EINVAL;
-	}
+	int rc = mos_msg_reread(rows, &d, err, sizeof(err));
+	if (rc)
+		return rc;
 	size_t n = 0, *start = calloc(d.n_fields + 1, sizeof(size_t));
 	uint64_t *key = calloc(d.n_fields + 1, sizeof(uint64_t));
 	int *old = calloc(d.n_fields + 1, sizeof(int)); /* 0 running, 1 migrating, 2 arriving */
 	bool *drop = calloc(d.n_fields + 1, sizeof(bool));
 	bool dropped = false;
-	int rc = start && key && old && drop ? 0 : -ENOMEM;
+	rc = start && key && old && drop ? 0 : -ENOMEM;
 	for (size_t i = 0; !rc && i < d.n_fields; i++) { /* the rows: which rank, old copy? */
 		const struct mos_field *f = &d.fields[i];
 		if (f->tag == MOS_T_JOBID)
@@ -270,6 +259,22 @@ void proc_usage_of(struct proc *p, uint32_t *cpu, uint64_t *rss)
 	proc_usage(p, first_child(p->pid), cpu, rss);
 }
 
+void ps_put_row(struct mos_msg *rep, uint32_t jobid, uint32_t rank, uint32_t uid, const char *home, pid_t pid,
+		const char *state, uint32_t cpu, uint64_t rss, uint32_t migrations, const char *cmd)
+{
+	mos_msg_put_u32(rep, MOS_T_JOBID, jobid);
+	mos_msg_put_u32(rep, MOS_T_RANK, rank);
+	mos_msg_put_u32(rep, MOS_T_UID, uid);
+	mos_msg_put_str(rep, MOS_T_HOME, home);
+	mos_msg_put_str(rep, MOS_T_NODE, mosd.self->name);
+	mos_msg_put_u32(rep, MOS_T_PID, (uint32_t)pid);
+	mos_msg_put_str(rep, MOS_T_STATE, state);
+	mos_msg_put_u32(rep, MOS_T_CPU, cpu);
+	mos_msg_put_u64(rep, MOS_T_RSS, rss);
+	mos_msg_put_u32(rep, MOS_T_MIGRATIONS, migrations);
+	mos_msg_put_str(rep, MOS_T_ARGV, cmd ? cmd : "?");
+}
+
 static void put_rows(struct mos_msg *rep)
 {
 	for (struct proc *p = mosd.procs; p; p = p->next) {
@@ -277,17 +282,8 @@ static void put_rows(struct mos_msg *rep)
 		uint64_t rss;
 		pid_t pid = first_child(p->pid);
 		proc_usage(p, pid, &cpu, &rss);
-		mos_msg_put_u32(rep, MOS_T_JOBID, p->jobid);
-		mos_msg_put_u32(rep, MOS_T_RANK, p->rank);
-		mos_msg_put_u32(rep, MOS_T_UID, p->uid);
-		mos_msg_put_str(rep, MOS_T_HOME, p->home);
-		mos_msg_put_str(rep, MOS_T_NODE, mosd.self->name);
-		mos_msg_put_u32(rep, MOS_T_PID, (uint32_t)pid);
-		mos_msg_put_str(rep, MOS_T_STATE, state_name(p));
-		mos_msg_put_u32(rep, MOS_T_CPU, cpu);
-		mos_msg_put_u64(rep, MOS_T_RSS, rss);
-		mos_msg_put_u32(rep, MOS_T_MIGRATIONS, p->migrations);
-		mos_msg_put_str(rep, MOS_T_ARGV, p->cmd ? p->cmd : "?");
+		ps_put_row(rep, p->jobid, p->rank, p->uid, p->home, pid, state_name(p), cpu, rss, p->migrations,
+			   p->cmd);
 	}
 	mig_in_put_rows(rep); /* a moving process whose source may let go first */
 }
@@ -307,14 +303,9 @@ void ps_on_peer_req(struct mos_conn *c, struct mos_msg *m)
 	else { /* from ourselves */
 		char err[128];
 		struct mos_msg copy;
-		mos_msg_finish(&rep, 0);
-		uint8_t *frame = malloc(rep.len);
-		if (frame) {
-			memcpy(frame, rep.buf, rep.len);
-			if (!mos_msg_decode(&copy, frame, rep.len, err, sizeof(err))) {
-				ps_on_peer_rep(&copy);
-				mos_msg_free(&copy);
-			}
+		if (!mos_msg_reread(&rep, &copy, err, sizeof(err))) {
+			ps_on_peer_rep(&copy);
+			mos_msg_free(&copy);
 		}
 	}
 	mos_msg_free(&rep);
