@@ -15,7 +15,7 @@ skip_all() { echo "1..0 # SKIP $*"; exit 0; }
 diag() { printf '%s\n' "$@" | sed 's/^/# /'; }
 ok() { # ok COND-EXIT-STATUS NAME
 	T_N=$((T_N + 1))
-	if [ "$1" -eq 0 ]; then echo "ok $T_N - $2"; else echo "not ok $T_N - $2"; T_FAIL=$((T_FAIL + 1)); fi
+	if [ "$1" -eq 0 ]; then echo "ok $T_N - $2"; else echo "not ok $T_N - $2"; T_FAIL=$((T_FAIL + 1)); return 1; fi
 }
 is() { # is GOT WANT NAME
 	T_N=$((T_N + 1))
