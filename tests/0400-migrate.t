@@ -257,18 +257,32 @@ wait_for 10 sh -c "[ \$(grep -c count '$T_TMP/out') -gt $((before + 3)) ]"
 like "$(tail -n 1 "$T_TMP/out")" "on node2$" "and counts on node2"
 vx node0 mosmigrate --force "$job.0" node1 >/dev/null
 
-# Post-copy (lazy pages): 100 MiB move with a short freeze, memory intact.
+# Post-copy (lazy pages): 300 MiB move with a short freeze, memory intact.
 cc -O2 -o "$T_TMP/mig_load" "$TOP_SRCDIR/bench/mig_load.c" && chmod 755 "$T_TMP/mig_load"
-mosctl vcluster exec node0 -- mosexec -n 1 "$T_TMP/mig_load" 100 400 >"$T_TMP/lazy.out" 2>&1 &
+mosctl vcluster exec node0 -- mosexec -n 1 "$T_TMP/mig_load" 300 700 >"$T_TMP/lazy.out" 2>&1 &
 lpid=$!
-wait_for 20 grep -q "tick 5 " "$T_TMP/lazy.out"
+wait_for 30 grep -q "tick 5 " "$T_TMP/lazy.out"
 ljob=$(job_of mig_load)
 msg=$(vx node0 mosmigrate --lazy --force "$ljob.0" node2 2>&1)
 like "$msg" "moved node0 -> node2: 0\.[0-9] MiB of images" "post-copy: only the non-memory state travels up front ($msg)"
 is "$(where_of "$ljob" 0)" node2 "post-copy: the process runs on node2"
+# While its pages still come from node0 (~2 s for 300 MiB here) it can be
+# neither moved nor checkpointed: a dump would miss them (it crashed).
+msg=$(vx node0 mosmigrate --force "$ljob.0" node1 2>&1)
+is $? 1 "post-copy: a move while its memory is on the way is refused"
+like "$msg" "its memory still comes from node node0 after a post-copy move" "and says why ($msg)"
+msg=$(vx node0 mosctl checkpoint "$ljob" 2>&1)
+[ $? -ne 0 ]
+ok $? "post-copy: so is a checkpoint"
+like "$msg" "its memory still comes from node node0" "and says why ($msg)"
+is "$(where_of "$ljob" 0)" node2 "post-copy: the process still runs on node2"
+wait_for 60 grep -q "job $ljob rank 0: all of its memory is here" "$(mosctl vcluster path)/node2/mosd.log"
+ok $? "post-copy: node2 reports when the last page is in"
+msg=$(vx node0 mosmigrate --force "$ljob.0" node1 2>&1)
+like "$msg" "moved node2 -> node1: 30[0-9]\.[0-9] MiB of images" "then it moves on, all 300 MiB with it ($msg)"
 wait $lpid
 is $? 0 "post-copy: the job ends with status 0"
-like "$(tail -n 1 "$T_TMP/lazy.out")" "^memory ok$" "post-copy: all 100 MiB arrived intact"
+like "$(tail -n 1 "$T_TMP/lazy.out")" "^memory ok$" "post-copy: all 300 MiB arrived intact after the moves"
 wait_for 10 no_leftovers
 ok $? "post-copy: no images or page servers are left"
 

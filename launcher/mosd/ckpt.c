@@ -366,6 +366,14 @@ static void rank_order(struct mos_msg *m)
 		out_free(o);
 		goto out;
 	}
+	if (p->pages_pending) { /* a dump now would miss the pages still away */
+		char why[160];
+		snprintf(why, sizeof(why), "its memory still comes from node %s after a post-copy move: "
+			 "try again when it is all there", mosd.conf->nodes[p->pages_from].name);
+		out_report(o, -EBUSY, why, 0);
+		out_free(o);
+		goto out;
+	}
 	o->io_seq = p->io_seq;
 	for (int fd = 0; fd < 4; fd++) {
 		char path[64];

@@ -49,14 +49,33 @@ struct mig_in { /* target side */
 };
 
 /* The lazy-pages daemon outlives the migration record: its socket and log
- * are in the image directory, which goes when it ends. */
+ * are in the image directory, which goes when it ends. Until then the
+ * process's memory is not all here. */
+struct lazy_tail {
+	uint32_t jobid, rank;
+	pid_t pid;
+	uint64_t t0;
+	char dir[PATH_MAX];
+};
+
 static void lazy_tail_done(void *arg, int ws)
 {
-	char *dir = arg;
-	if (ws)
-		pr_warn("post-copy lazy-pages daemon for %s ended with status 0x%x", dir, ws);
-	criu_rm_dir(dir);
-	free(dir);
+	struct lazy_tail *t = arg;
+	struct proc *p = proc_find(t->jobid, t->rank);
+	bool ours = p && p->pid == t->pid;
+	if (ours)
+		p->pages_pending = false;
+	if (ws) {
+		char why[300];
+		criu_log_tail(t->dir, "lazy.log", why, sizeof(why));
+		pr_warn("job %u rank %u: post-copy lazy-pages daemon ended with status 0x%x: %s", t->jobid, t->rank,
+			ws, why);
+	} else {
+		pr_info("job %u rank %u: all of its memory is here, %llu ms after its restore%s", t->jobid, t->rank,
+			(unsigned long long)(mos_now_ms() - t->t0), ours ? "" : " (it has ended)");
+	}
+	criu_rm_dir(t->dir);
+	free(t);
 }
 
 static struct mig_in *incoming;
@@ -376,7 +395,15 @@ static void send_done(struct mig_in *mi, pid_t pid)
 /* The restored copy is ours for good: it becomes a process of this node. */
 static void adopt(struct mig_in *mi, pid_t pid, bool tell_source)
 {
-	struct proc *p = calloc(1, sizeof(*p));	p->jobid = mi->jobid;
+	struct proc *p = calloc(1, sizeof(*p));
+	if (!p) { /* the source keeps its copy if it can still be told */
+		kill(pid, SIGKILL);
+		if (tell_source)
+			mig_send_to(mi->source, MOS_MSG_MIG_DONE, mi->jobid, mi->rank, -ENOMEM, "target out of memory");
+		in_free(mi);
+		return;
+	}
+	p->jobid = mi->jobid;
 	p->rank = mi->rank;
 	p->nprocs = mi->nprocs;
 	p->uid = mi->uid;
@@ -409,9 +436,13 @@ static void adopt(struct mig_in *mi, pid_t pid, bool tell_source)
 	pr_info("job %u rank %u restored here: pid %d (migration %u%s)", p->jobid, p->rank, pid, p->migrations,
 		mi->lazy ? ", memory follows on demand" : "");
 	if (mi->lazy_pid > 0) {
-		char *dir = strdup(mi->dir);
-		if (dir) {
-			criu_retarget(mi->lazy_pid, lazy_tail_done, dir);
+		struct lazy_tail *t = calloc(1, sizeof(*t));
+		if (t) {
+			*t = (struct lazy_tail){ p->jobid, p->rank, pid, mos_now_ms(), "" };
+			snprintf(t->dir, sizeof(t->dir), "%s", mi->dir);
+			criu_retarget(mi->lazy_pid, lazy_tail_done, t);
+			p->pages_pending = true;
+			p->pages_from = mi->source;
 			mi->lazy_pid = 0;
 			mi->dir[0] = 0;
 		}

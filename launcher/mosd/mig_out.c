@@ -184,6 +184,15 @@ void mig_source_start(struct mos_msg *m)
 	free(rq);
 	mo->state = MIG_PREPARE;
 	p->state = PROC_MIGRATING;
+	/* after a post-copy move its pages still come from the old node: a
+	 * dump now would miss them (the copy would find zeroes or crash) */
+	if (p->pages_pending) {
+		char why[160];
+		snprintf(why, sizeof(why), "its memory still comes from node %s after a post-copy move: "
+			 "try again when it is all there", mosd.conf->nodes[p->pages_from].name);
+		out_fail(mo, -EBUSY, why);
+		return;
+	}
 	/* CRIU 4.2.1 restores a periodic timerfd that fired but was not yet
 	 * read disarmed (upstream issue #3162): the process would wait forever */
 	if (!(mo->flags & MOS_MIG_FORCE) && mig_tree_has_fd(p->pid, "anon_inode:[timerfd]")) {

@@ -90,6 +90,10 @@ struct proc {
 	uint32_t migrations;
 	uint64_t start_ms;
 	char *cmd;                    /* for tables */
+	/* post-copy: its memory still comes from this node (criu lazy-pages
+	 * running here); it cannot be dumped until the last page is in */
+	bool pages_pending;
+	int pages_from;               /* node index, while pages_pending */
 };
 
 struct mosd {

@@ -19,7 +19,9 @@ static void usage(FILE *f)
 		   "  NODE       a node of the cluster, or 'home' for the job's home node\n"
 		   "  --force    move even to a node whose cpus are all busy, or a process\n"
 		   "             holding a timerfd (CRIU 4.2.1 may restore it disarmed)\n"
-		   "  --lazy     post-copy: memory pages follow on demand (shorter freeze)\n");
+		   "  --lazy     post-copy: memory pages follow on demand (shorter freeze;\n"
+		   "             the process needs its old node until the last page is in,\n"
+		   "             and cannot move or be checkpointed again before)\n");
 }
 
 int main(int argc, char **argv)
