@@ -105,16 +105,36 @@ static void frame_mac(unsigned char mac[MOS_MSG_MAC_LEN], const uint8_t *buf, si
 }
 
 /* Write one finished frame, with its MAC when the keys are up. */
+/* Hand a frame that found the output queue empty to the kernel now, not on
+ * the loop's next turn: a daemon that goes on with other work after sending
+ * (a source that finishes a move after telling the target to resume) would
+ * hold it back meanwhile. libevent keeps the queue's front frozen for its
+ * own writer; if we empty the queue its writer writes nothing and would not
+ * call on_write, so a bulk sender waiting for the drain is told by a
+ * deferred trigger. */
+static void write_now(struct mos_conn *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	evbuffer_unfreeze(out, 1);
+	int n = evbuffer_write(out, bufferevent_getfd(c->bev));
+	evbuffer_freeze(out, 1);
+	if (n > 0 && c->drain_cb)
+		bufferevent_trigger(c->bev, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS);
+}
+
 static int write_frame(struct mos_conn *c, uint8_t *buf, size_t len)
 {
 	if (c->authed) {
 		uint32_t seq = c->seq_tx++;
 		unsigned char mac[MOS_MSG_MAC_LEN];
 		uint32_t s = htole32(seq);
+		bool idle = c->state == CS_OPEN && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0;
 		memcpy(buf + 8, &s, 4);
 		frame_mac(mac, buf, len, seq, c->k_tx);
 		if (bufferevent_write(c->bev, buf, len) || bufferevent_write(c->bev, mac, sizeof(mac)))
 			return -ENOMEM;
+		if (idle)
+			write_now(c);
 		return 0;
 	}
 	return bufferevent_write(c->bev, buf, len) ? -ENOMEM : 0;
