@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -431,6 +432,36 @@ void criu_rm_dir(const char *dir)
 	}
 	closedir(d);
 	rmdir(dir);
+}
+
+static void *rm_dir_thread(void *arg)
+{
+	criu_rm_dir(arg);
+	free(arg);
+	return NULL;
+}
+
+void criu_rm_dir_later(const char *dir)
+{
+	static unsigned n;
+	char *gone = malloc(PATH_MAX);
+	pthread_attr_t a;
+	pthread_t t;
+	/* out of the way at once: the next move of the same rank may make
+	 * the same directory right after us */
+	if (!gone || (size_t)snprintf(gone, PATH_MAX, "%s.gone-%u", dir, n++) >= PATH_MAX ||
+	    rename(dir, gone) < 0) {
+		free(gone);
+		criu_rm_dir(dir);
+		return;
+	}
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &a, rm_dir_thread, gone)) {
+		criu_rm_dir(gone);
+		free(gone);
+	}
+	pthread_attr_destroy(&a);
 }
 
 int criu_clean_stale(const char *node)

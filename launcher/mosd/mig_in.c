@@ -74,7 +74,7 @@ static void lazy_tail_done(void *arg, int ws)
 		pr_info("job %u rank %u: all of its memory is here, %llu ms after its restore%s", t->jobid, t->rank,
 			(unsigned long long)(mos_now_ms() - t->t0), ours ? "" : " (it has ended)");
 	}
-	criu_rm_dir(t->dir);
+	criu_rm_dir_later(t->dir);
 	free(t);
 }
 
@@ -115,7 +115,7 @@ static void in_free(struct mig_in *mi)
 	}
 	imgserve_free(mi->serve);
 	if (mi->dir[0])
-		criu_rm_dir(mi->dir);
+		criu_rm_dir_later(mi->dir);
 	free(mi->stdin_buf);
 	free(mi->cmd);
 	mos_strv_free(mi->files);
@@ -474,8 +474,8 @@ void mig_in_decided(uint32_t jobid, uint32_t rank, uint64_t attempt, bool commit
 		evtimer_add(mi->timer, &tv);
 		return;
 	}
+	mig_resume_tree(pid); /* first: the freeze ends here; its output waits in the pipes */
 	adopt(mi, pid, false);
-	mig_resume_tree(pid);
 }
 
 void mig_in_put_rows(struct mos_msg *rep)

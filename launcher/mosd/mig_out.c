@@ -59,7 +59,7 @@ static void tail_done(void *arg, int ws)
 	if (ws)
 		pr_warn("post-copy page server for %s ended with status 0x%x", t->dir, ws);
 	kill(t->tree, SIGKILL);
-	criu_rm_dir(t->dir);
+	criu_rm_dir_later(t->dir);
 	free(t);
 }
 
@@ -107,7 +107,7 @@ static void out_free(struct mig_out *mo)
 		criu_kill(mo->dump_pid);
 	}
 	if (mo->dir[0])
-		criu_rm_dir(mo->dir);
+		criu_rm_dir_later(mo->dir);
 	mo->p->mig = NULL;
 	free(mo);
 }
