@@ -21,6 +21,11 @@ CRIU_WORK=/var/cache/mosexec/criu-build
 # RUNDIR/criu.kdat, only on a tmpfs; /run may not be one. mosd keeps this
 # directory root-only (launcher/mosd/criu.h: CRIU_KDAT_DIR).
 CRIU_RUNDIR=/dev/shm/mosexec-criu
+# Our fixes on top of the tarball (scripts/criu-patches/README.md); a criu
+# without them works, only slower, but is rebuilt. The mark is a string the
+# patches put into the binary.
+CRIU_PATCHES=$TOP/scripts/criu-patches
+CRIU_PATCHED_MARK="mosexec: pushed the final package"
 
 PKGS=(build-essential autoconf automake libtool pkg-config
 	libopenmpi-dev openmpi-bin libpmix-dev libhwloc-dev hwloc
@@ -28,7 +33,7 @@ PKGS=(build-essential autoconf automake libtool pkg-config
 	iproute2 iptables iputils-arping util-linux procps psmisc xz-utils
 	# CRIU's build dependencies
 	libprotobuf-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
-	python3 libnl-3-dev libnet1-dev libcap-dev uuid-dev libbsd-dev)
+	python3 patch libnl-3-dev libnet1-dev libcap-dev uuid-dev libbsd-dev)
 
 export DEBIAN_FRONTEND=noninteractive
 export PATH=/usr/local/sbin:/usr/local/bin:$PATH
@@ -91,6 +96,7 @@ criu_good() {
 	[ -n "$v" ] && dpkg --compare-versions "$v" ge "$CRIU_MIN" || return 1
 	criu check >>"$LOG" 2>&1 || return 1
 	grep -qa "$CRIU_RUNDIR/criu.kdat" "$(command -v criu)" || return 1
+	grep -qa "$CRIU_PATCHED_MARK" "$(command -v criu)" || return 1
 	pkg-config --exists criu || return 1
 	[[ $(ldconfig -p) == *"libcriu.so.2 "* ]] || return 1
 }
@@ -152,7 +158,7 @@ criu_fetch() {
 }
 
 install_criu() {
-	local v t src
+	local v t src stamp p
 	if criu_good; then
 		v=$(criu --version | awk '/^Version:/ { print $2 }')
 		say "CRIU $v ok ($(command -v criu))"
@@ -163,11 +169,15 @@ install_criu() {
 	mkdir -p "$CRIU_WORK"
 	criu_fetch
 	src=$CRIU_WORK/criu-$CRIU_VER
-	if [ ! -f "$src/.mosexec-unpacked" ]; then
+	stamp=$src/.mosexec-unpacked-$(cat "$CRIU_PATCHES"/*.patch | sha256sum | cut -c1-16)
+	if [ ! -f "$stamp" ]; then
 		rm -rf "$src"
 		run "unpack CRIU" tar -C "$CRIU_WORK" -xJf "$CRIU_WORK/$CRIU_TARBALL"
 		[ -d "$src" ] || die "tarball did not unpack to criu-$CRIU_VER"
-		touch "$src/.mosexec-unpacked"
+		for p in "$CRIU_PATCHES"/*.patch; do
+			run "patch CRIU with $(basename "$p")" patch -d "$src" -p1 -i "$p"
+		done
+		touch "$stamp"
 	fi
 	touch "$src/criu/kerndat.c" # RUNDIR is compiled into it
 	run "build CRIU" make -C "$src" -j2 criu lib RUNDIR="$CRIU_RUNDIR"

@@ -286,6 +286,33 @@ like "$(tail -n 1 "$T_TMP/lazy.out")" "^memory ok$" "post-copy: all 300 MiB arri
 wait_for 10 no_leftovers
 ok $? "post-copy: no images or page servers are left"
 
+# Direct: its memory goes from the stopped original straight into the new
+# copy (criu page server -> lazy-pages), all of it before the hand-over.
+mosctl vcluster exec node0 -- mosexec -n 1 "$T_TMP/mig_load" 200 1000 >"$T_TMP/direct.out" 2>&1 &
+dpid=$!
+wait_for 30 grep -q "tick 5 " "$T_TMP/direct.out"
+djob=$(job_of "mig_load 200")
+msg=$(vx node0 mosmigrate --direct --force "$djob.0" node3 2>&1)
+like "$msg" "moved node0 -> node3: 0\.[0-9] MiB of images" "direct: to the diskless node, memory outside the images ($msg)"
+! grep -q "job $djob rank 0: all of its memory is here" "$(mosctl vcluster path)/node3/mosd.log"
+ok $? "direct: nothing follows after the hand-over (no post-copy tail)"
+msg=$(vx node0 mosmigrate --direct --force "$djob.0" node1 2>&1)
+like "$msg" "moved node3 -> node1" "direct: and on at once, node3 -> node1 ($msg)"
+# the target's lazy-pages daemon dies while it fetches: the source's copy runs on
+vx node2 mosctl fault mig_pages_fail
+before=$(grep -c tick "$T_TMP/direct.out")
+vx node0 mosmigrate --direct --force "$djob.0" node2 >/dev/null 2>"$T_TMP/e"
+like "$(cat "$T_TMP/e")" "migration to node2 failed in step 'restore': fetching its memory failed.*keeps running on node1" \
+	"fault mig_pages_fail: the move fails ($(head -c 160 "$T_TMP/e"))"
+is "$(where_of "$djob" 0)" node1 "fault mig_pages_fail: it still runs on node1"
+wait_for 10 sh -c "[ \$(grep -c tick '$T_TMP/direct.out') -gt $((before + 20)) ]"
+ok $? "fault mig_pages_fail: and keeps ticking there"
+wait $dpid
+is $? 0 "direct: the job ends with status 0"
+like "$(tail -n 1 "$T_TMP/direct.out")" "^memory ok$" "direct: all 200 MiB arrived intact after the moves"
+wait_for 10 no_leftovers
+ok $? "direct: no images are left"
+
 # A big process moves the normal way to the diskless node and back: its memory
 # image beyond the first 32 MiB waits at the source until the target's
 # restore reads it, and arrives intact.

@@ -34,6 +34,8 @@ struct mig_in { /* target side */
 	struct event *timer;
 	char specs[4][32];          /* the old pipes' ids, for --inherit-fd */
 	bool lazy;
+	bool full;                  /* direct: every page is in before the hand-over */
+	int lazy_ws;                /* how our lazy-pages daemon ended (once lazy_pid is 0) */
 	uint64_t t_data, t_restore;   /* first image byte, restore start */
 	pid_t lazy_pid;             /* post-copy: our criu lazy-pages daemon */
 	int lazy_rd;
@@ -283,7 +285,7 @@ void mig_on_prepare(struct mos_msg *m, int mig_sender)
 	mig_send_to(source, MOS_MSG_MIG_READY, jobid, rank, rc, rc ? err : NULL);
 	free(home);
 	if (!rc)
-		restore_early(mi, m, flags & MOS_MIG_LAZY);
+		restore_early(mi, m, flags & (MOS_MIG_LAZY | MOS_MIG_DIRECT));
 }
 
 static struct mig_in *msg_in(struct mos_msg *m)
@@ -325,6 +327,9 @@ void mig_on_data(struct mos_msg *m, int mig_sender)
 static void adopt(struct mig_in *mi, pid_t pid, bool tell_source);
 static void send_done(struct mig_in *mi, pid_t pid);
 
+static void handover_ready(struct mig_in *mi);
+static void pages_failed(struct mig_in *mi);
+
 static void restored(void *arg, int ws)
 {
 	struct mig_in *mi = arg;
@@ -362,6 +367,35 @@ static void restored(void *arg, int ws)
 	}
 	mi->pid = pid;
 	mi->state = MIG_HANDOVER;
+	if (mi->full && mi->lazy_pid > 0) {
+		if (fault_injected("mig_pages_fail"))
+			criu_kill(mi->lazy_pid);
+		return; /* the source hears of it when the last page is in (lazy_ended) */
+	}
+	if (mi->full && mi->lazy_ws) {
+		pages_failed(mi);
+		return;
+	}
+	handover_ready(mi);
+}
+
+/* A direct move whose memory did not all come: the copy goes, the
+ * source's resumes. */
+static void pages_failed(struct mig_in *mi)
+{
+	char why[360], tail[300];
+	criu_log_tail(mi->dir, "lazy.log", tail, sizeof(tail));
+	snprintf(why, sizeof(why), "fetching its memory failed (criu lazy-pages status 0x%x): %s", mi->lazy_ws, tail);
+	pr_warn("incoming job %u rank %u: %s", mi->jobid, mi->rank, why);
+	kill(mi->pid, SIGKILL);
+	mig_send_to(mi->source, MOS_MSG_MIG_DONE, mi->jobid, mi->rank, -EIO, why);
+	in_free(mi);
+}
+
+/* The restored copy waits, stopped and whole: tell the source. */
+static void handover_ready(struct mig_in *mi)
+{
+	pid_t pid = mi->pid;
 	struct timeval tv = { 5, 0 }; /* no word by then: ask the home (on_in_timeout) */
 	evtimer_add(mi->timer, &tv);
 	if (fault_injected("mig_done_lost")) { /* the link fails before the source hears of it */
@@ -434,7 +468,7 @@ static void adopt(struct mig_in *mi, pid_t pid, bool tell_source)
 	if (tell_source)
 		send_done(mi, pid);
 	pr_info("job %u rank %u restored here: pid %d (migration %u%s)", p->jobid, p->rank, pid, p->migrations,
-		mi->lazy ? ", memory follows on demand" : "");
+		mi->lazy_pid > 0 ? ", memory follows on demand" : "");
 	if (mi->lazy_pid > 0) {
 		struct lazy_tail *t = calloc(1, sizeof(*t));
 		if (t) {
@@ -525,6 +559,14 @@ static void lazy_ended(void *arg, int ws)
 {
 	struct mig_in *mi = arg;
 	mi->lazy_pid = 0;
+	mi->lazy_ws = ws;
+	if (mi->full && mi->state == MIG_HANDOVER) { /* a direct move: all pages in, or the move fails */
+		if (ws == 0)
+			handover_ready(mi);
+		else
+			pages_failed(mi);
+		return;
+	}
 	if (mi->state == MIG_RESTORE && mi->early && mi->files) { /* never got ready: the held restore fails */
 		stop_serving(mi);
 		return;
@@ -652,6 +694,7 @@ void mig_on_commit(struct mos_msg *m, int mig_sender)
 		return;
 	}
 	mi->lazy = flags & MIG_COMMIT_LAZY;
+	mi->full = mi->lazy && (flags & MIG_COMMIT_FULL);
 	char **files = mos_msg_get_strv(m, MOS_T_NAME);
 	if (mi->lazy) {
 		mos_strv_free(mi->files);

@@ -11,6 +11,7 @@
 /* COMMIT flags */
 #define MIG_COMMIT_STDIN_CLOSED 0x1u
 #define MIG_COMMIT_LAZY 0x2u
+#define MIG_COMMIT_FULL 0x4u /* (with LAZY) every page is in before the hand-over */
 
 /* criu_noop - for a criu run whose end nobody waits for any more. */
 void mig_criu_noop(void *arg, int ws);

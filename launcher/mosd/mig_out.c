@@ -93,6 +93,13 @@ static void report_home(struct mig_out *mo, int code, pid_t pid, const char *tex
 
 static void xfer_close(struct mig_out *mo);
 
+/* Post-copy and direct moves: criu serves the memory from the stopped
+ * process; only the rest of its state goes through us. */
+static bool pages_served(const struct mig_out *mo)
+{
+	return mo->flags & (MOS_MIG_LAZY | MOS_MIG_DIRECT);
+}
+
 static void out_free(struct mig_out *mo)
 {
 	xfer_close(mo);
@@ -309,11 +316,12 @@ static void xfer_done(void *arg, int rc)
 	}
 	mo->queued = true;
 	mo->bytes = imgstream_bytes(mo->xfer);
-	if (mo->dumped && (mo->flags & MOS_MIG_LAZY))
+	if (mo->dumped && pages_served(mo))
 		commit(mo);
 }
 
 #define EAGER (32ull << 20)
+
 
 static struct mig_out *find_out(struct mos_msg *m, struct proc **pp);
 
@@ -339,7 +347,7 @@ static int xfer_start(struct mig_out *mo, bool follow)
 	 * until the target's restore reads them: then they flow into criu's
 	 * pipe there, a window ahead of its reading, not through the target's
 	 * tmpfs (post-copy keeps memory out of the images anyway). */
-	if (!(mo->flags & MOS_MIG_LAZY))
+	if (!pages_served(mo))
 		a.eager = EAGER;
 	mo->xfer = imgstream_start(&a);
 	return mo->xfer ? 0 : -errno;
@@ -357,7 +365,7 @@ static void dump_done(void *arg, int ws)
 			pr_warn("post-copy page server of job %u rank %u failed (0x%x)", mo->p->jobid, mo->p->rank, ws);
 		return;
 	}
-	if (ws != 0 || (mo->flags & MOS_MIG_LAZY)) {
+	if (ws != 0 || pages_served(mo)) {
 		criu_log_tail(mo->dir, "dump.log", why, sizeof(why));
 		out_fail(mo, -EIO, why);
 		return;
@@ -391,7 +399,7 @@ static void images_ready(struct mig_out *mo)
 	}
 	mo->dumped = true;
 	imgstream_writer_done(mo->xfer);
-	if (!(mo->flags & MOS_MIG_LAZY)) /* the target restores while the images still arrive */
+	if (!pages_served(mo)) /* the target restores while the images still arrive */
 		commit(mo);
 }
 
@@ -416,8 +424,9 @@ static void commit(struct mig_out *mo)
 	mos_msg_put(&cm, MOS_T_DATA, in, in_len);
 	mos_msg_put_u64(&cm, MOS_T_SEQ, p->io_seq);
 	mos_msg_put_u32(&cm, MOS_T_FLAGS, ((p->in && !p->in_eof) ? 0 : MIG_COMMIT_STDIN_CLOSED) |
-					     ((mo->flags & MOS_MIG_LAZY) ? MIG_COMMIT_LAZY : 0));
-	if (mo->flags & MOS_MIG_LAZY)
+					     (pages_served(mo) ? MIG_COMMIT_LAZY : 0) |
+					     ((mo->flags & MOS_MIG_DIRECT) ? MIG_COMMIT_FULL : 0));
+	if (pages_served(mo))
 		mos_msg_put_u32(&cm, MOS_T_PORT, mo->port);
 	rc = imgstream_manifest(mo->xfer, &cm, MOS_T_NAME);
 	if (!rc)
@@ -470,7 +479,7 @@ void mig_on_ready(struct mos_msg *m)
 		return;
 	}
 	struct criu_lazy lazy = { mosd.self->address, 0, -1 };
-	if (mo->flags & MOS_MIG_LAZY) {
+	if (pages_served(mo)) {
 		int sp[2];
 		if (pipe2(sp, O_CLOEXEC) < 0) {
 			out_fail(mo, -errno, "cannot make a pipe");
@@ -484,7 +493,7 @@ void mig_on_ready(struct mos_msg *m)
 			event_add(mo->lazy_ev, NULL);
 	}
 	pid_t dpid = criu_dump(fault_injected("mig_dump_fail") ? 999999999 : mo->p->pid, mo->dir,
-			       (mo->flags & MOS_MIG_LAZY) ? &lazy : NULL, dump_done, mo);
+			       pages_served(mo) ? &lazy : NULL, dump_done, mo);
 	if (lazy.status_fd >= 0)
 		close(lazy.status_fd);
 	if (dpid < 0) {

@@ -11,17 +11,21 @@
 
 #define MOS_MIG_FORCE 0x1u
 #define MOS_MIG_LAZY 0x2u
+#define MOS_MIG_DIRECT 0x8u
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: mosmigrate [--force] [--lazy] [-q] JOB.RANK|PID NODE|home\n"
+	fprintf(f, "usage: mosmigrate [--force] [--lazy|--direct] [-q] JOB.RANK|PID NODE|home\n"
 		   "  JOB.RANK   a rank of a job (see mosps); PID: a process's PID on this node\n"
 		   "  NODE       a node of the cluster, or 'home' for the job's home node\n"
 		   "  --force    move even to a node whose cpus are all busy, or a process\n"
 		   "             holding a timerfd (CRIU 4.2.1 may restore it disarmed)\n"
 		   "  --lazy     post-copy: memory pages follow on demand (shorter freeze;\n"
 		   "             the process needs its old node until the last page is in,\n"
-		   "             and cannot move or be checkpointed again before)\n");
+		   "             and cannot move or be checkpointed again before)\n"
+		   "  --direct   memory goes straight from the stopped process into its new\n"
+		   "             copy, all of it before the hand-over (no copy in tmpfs;\n"
+		   "             faster, but like --lazy through criu's own page-server port)\n");
 }
 
 int main(int argc, char **argv)
@@ -34,6 +38,8 @@ int main(int argc, char **argv)
 			flags |= MOS_MIG_FORCE;
 		else if (!strcmp(argv[i], "--lazy"))
 			flags |= MOS_MIG_LAZY;
+		else if (!strcmp(argv[i], "--direct"))
+			flags |= MOS_MIG_DIRECT;
 		else if (!strcmp(argv[i], "-q"))
 			quiet = 1;
 		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
