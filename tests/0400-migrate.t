@@ -307,6 +307,17 @@ like "$(cat "$T_TMP/e")" "migration to node2 failed in step 'restore': fetching 
 is "$(where_of "$djob" 0)" node1 "fault mig_pages_fail: it still runs on node1"
 wait_for 10 sh -c "[ \$(grep -c tick '$T_TMP/direct.out') -gt $((before + 20)) ]"
 ok $? "fault mig_pages_fail: and keeps ticking there"
+# the page link: one that cannot prove it holds the cluster key gets no pages
+vx node2 mosctl fault mig_pagelink_forge
+before=$(grep -c tick "$T_TMP/direct.out")
+vx node0 mosmigrate --direct --force "$djob.0" node2 >/dev/null 2>"$T_TMP/e"
+like "$(cat "$T_TMP/e")" "migration to node2 failed in step 'prepare': cannot make the page link to the source.*keeps running on node1" \
+	"fault mig_pagelink_forge: the move fails ($(head -c 160 "$T_TMP/e"))"
+grep -q "page link: a connection dropped: wrong token" "$(mosctl vcluster path)/node1/mosd.log"
+ok $? "fault mig_pagelink_forge: the source dropped the connection with the wrong token"
+is "$(where_of "$djob" 0)" node1 "fault mig_pagelink_forge: it still runs on node1"
+wait_for 10 sh -c "[ \$(grep -c tick '$T_TMP/direct.out') -gt $((before + 20)) ]"
+ok $? "fault mig_pagelink_forge: and keeps ticking there"
 wait $dpid
 is $? 0 "direct: the job ends with status 0"
 like "$(tail -n 1 "$T_TMP/direct.out")" "^memory ok$" "direct: all 200 MiB arrived intact after the moves"

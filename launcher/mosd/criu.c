@@ -34,7 +34,8 @@ static struct run *runs;
 struct queued {
 	struct queued *next;
 	char **argv;
-	int keep;
+	int keep[2];   /* fds criu inherits (dups, held until it starts) */
+	size_t nkeep;
 	criu_done_cb cb;
 	void *arg;
 	pid_t id;      /* the ticket handed out */
@@ -115,13 +116,13 @@ static void free_argv(char **v)
 /* A dump starts now if none runs, else when the one before it ends. A
  * queued dump's pid is negative (-1) until it starts: callers keep the id
  * returned here only to recognise its end, which criu_reaped() reports. */
-static pid_t spawn_dump(char **argv, const int *keep, criu_done_cb cb, void *arg)
+static pid_t spawn_dump(char **argv, const int *keep, size_t nkeep, criu_done_cb cb, void *arg)
 {
 	if (!dump_running) {
-		pid_t p = spawn(argv, keep, keep ? 1 : 0, cb, arg);
+		pid_t p = spawn(argv, keep, nkeep, cb, arg);
 		if (p > 0) {
 			dump_running = p;
-			if (!keep)
+			if (!nkeep)
 				runs->argv = dup_argv(argv);
 		}
 		return p;
@@ -131,11 +132,21 @@ static pid_t spawn_dump(char **argv, const int *keep, criu_done_cb cb, void *arg
 		free(q);
 		return -ENOMEM;
 	}
-	q->keep = keep ? *keep : -1;
 	q->cb = cb;
 	q->arg = arg;
-	if (keep) /* the fd must stay open until the dump starts */
-		q->keep = fcntl(*keep, F_DUPFD_CLOEXEC, 3);
+	for (size_t i = 0; i < nkeep && i < 2; i++) { /* the fds must stay open until the dump starts */
+		char was[16], now[16];
+		q->keep[q->nkeep] = fcntl(keep[i], F_DUPFD_CLOEXEC, 3);
+		snprintf(was, sizeof(was), "%d", keep[i]);
+		snprintf(now, sizeof(now), "%d", q->keep[q->nkeep]);
+		for (char **a = q->argv; *a && a[1]; a++) /* the new number in its option */
+			if ((!strcmp(*a, "--status-fd") || !strcmp(*a, "--ps-socket")) && !strcmp(a[1], was)) {
+				free(a[1]);
+				a[1] = strdup(now);
+				break;
+			}
+		q->nkeep++;
+	}
 	if (q_tail)
 		q_tail->next = q;
 	else
@@ -154,21 +165,14 @@ static void start_next_dump(void)
 		q_head = q->next;
 		if (!q_head)
 			q_tail = NULL;
-		char sfd[16];
-		for (char **a = q->argv; *a; a++) /* the status fd may have a new number */
-			if (!strcmp(*a, "--status-fd") && a[1] && q->keep >= 0) {
-				snprintf(sfd, sizeof(sfd), "%d", q->keep);
-				free(a[1]);
-				a[1] = strdup(sfd);
-			}
-		pid_t p = spawn(q->argv, q->keep >= 0 ? &q->keep : NULL, q->keep >= 0 ? 1 : 0, q->cb, q->arg);
-		if (q->keep >= 0)
-			close(q->keep);
+		pid_t p = spawn(q->argv, q->keep, q->nkeep, q->cb, q->arg);
+		for (size_t i = 0; i < q->nkeep; i++)
+			close(q->keep[i]);
 		if (p > 0) {
 			dump_running = p;
 			runs->id = q->id; /* spawn() put it first */
 			runs->tries = q->tries;
-			if (q->keep < 0) {
+			if (!q->nkeep) {
 				runs->argv = q->argv;
 				q->argv = NULL;
 			}
@@ -181,25 +185,24 @@ static void start_next_dump(void)
 
 pid_t criu_dump(pid_t pid, const char *dir, const struct criu_lazy *lazy, criu_done_cb cb, void *arg)
 {
-	char spid[16], port[16], sfd[16];
+	char spid[16], psk[16], sfd[16];
 	snprintf(spid, sizeof(spid), "%d", (int)pid);
 	char *argv[24] = { (char *)criu_path(), "dump", "-t", spid, "-D", (char *)dir, "--leave-stopped",
 			   "--file-locks", "-o", "dump.log", "-v2" };
 	size_t k = 11;
 	if (lazy) {
-		snprintf(port, sizeof(port), "%u", lazy->port);
+		snprintf(psk, sizeof(psk), "%d", lazy->ps_fd);
 		snprintf(sfd, sizeof(sfd), "%d", lazy->status_fd);
 		argv[k++] = "--lazy-pages";
-		argv[k++] = "--address";
-		argv[k++] = (char *)lazy->addr;
-		argv[k++] = "--port";
-		argv[k++] = port;
+		argv[k++] = "--ps-socket";
+		argv[k++] = psk;
 		argv[k++] = "--status-fd";
 		argv[k++] = sfd;
 	}
 	argv[k] = NULL;
 	pr_debug("criu dump -t %s -D %s%s", spid, dir, lazy ? " (lazy)" : "");
-	return spawn_dump(argv, lazy ? &lazy->status_fd : NULL, cb, arg);
+	int keep[2] = { lazy ? lazy->status_fd : -1, lazy ? lazy->ps_fd : -1 };
+	return spawn_dump(argv, keep, lazy ? 2 : 0, cb, arg);
 }
 
 pid_t criu_checkpoint(pid_t pid, const char *dir, criu_done_cb cb, void *arg)
@@ -208,17 +211,18 @@ pid_t criu_checkpoint(pid_t pid, const char *dir, criu_done_cb cb, void *arg)
 	snprintf(spid, sizeof(spid), "%d", (int)pid);
 	char *argv[] = { (char *)criu_path(), "dump", "-t", spid, "-D", (char *)dir, "--leave-running",
 			 "--file-locks", "-o", "dump.log", "-v2", NULL };
-	return spawn_dump(argv, NULL, cb, arg);
+	return spawn_dump(argv, NULL, 0, cb, arg);
 }
 
 pid_t criu_lazy_pages(const char *dir, const struct criu_lazy *lazy, criu_done_cb cb, void *arg)
 {
-	char port[16], sfd[16];
-	snprintf(port, sizeof(port), "%u", lazy->port);
+	char psk[16], sfd[16];
+	snprintf(psk, sizeof(psk), "%d", lazy->ps_fd);
 	snprintf(sfd, sizeof(sfd), "%d", lazy->status_fd);
-	char *argv[] = { (char *)criu_path(), "lazy-pages", "--page-server", "--address", (char *)lazy->addr,
-			 "--port", port, "-D", (char *)dir, "-o", "lazy.log", "-v2", "--status-fd", sfd, NULL };
-	return spawn(argv, &lazy->status_fd, 1, cb, arg);
+	char *argv[] = { (char *)criu_path(), "lazy-pages", "--page-server", "--ps-socket", psk,
+			 "-D", (char *)dir, "-o", "lazy.log", "-v2", "--status-fd", sfd, NULL };
+	int keep[2] = { lazy->status_fd, lazy->ps_fd };
+	return spawn(argv, keep, 2, cb, arg);
 }
 
 void criu_retarget(pid_t id, criu_done_cb cb, void *arg)
@@ -249,8 +253,8 @@ void criu_kill(pid_t id)
 				for (struct queued *t = q_head; t; t = t->next)
 					q_tail = t;
 			}
-			if (q->keep >= 0)
-				close(q->keep);
+			for (size_t i = 0; i < q->nkeep; i++)
+				close(q->keep[i]);
 			free_argv(q->argv);
 			free(q);
 			break;
@@ -333,7 +337,6 @@ static bool retry_later(struct run *r)
 		return false;
 	q->argv = r->argv;
 	r->argv = NULL;
-	q->keep = -1;
 	q->cb = r->cb;
 	q->arg = r->arg;
 	q->id = r->id;

@@ -13,24 +13,23 @@ typedef void (*criu_done_cb)(void *arg, int wstatus);
 
 /* criu_path - the criu binary: $MOS_CRIU, else /usr/local/sbin/criu, else PATH. */
 const char *criu_path(void);
-/* Post-copy: where the source's page server listens, and the fd on which
- * criu writes a zero byte once it is ready. */
+/* Post-copy and direct moves: the page link to the other node's criu
+ * (pagelink.h), and the fd on which criu writes a byte once it is ready. */
 struct criu_lazy {
-	const char *addr;
-	unsigned port;
+	int ps_fd;
 	int status_fd;
 };
 
 /* criu_dump - `criu dump -t PID -D DIR --leave-stopped ...`. The tree is
  * left stopped on success and left running on failure. With LAZY (may be
  * NULL) memory pages stay behind: criu writes the other images, signals
- * LAZY->status_fd and serves pages from LAZY->addr:port until the target has
+ * LAZY->status_fd and serves pages on LAZY->ps_fd until the target has
  * them all, then exits. Returns the criu pid or -errno. */
 pid_t criu_dump(pid_t pid, const char *dir, const struct criu_lazy *lazy, criu_done_cb cb, void *arg);
 /* criu_checkpoint - like criu_dump, but the tree goes on running. */
 pid_t criu_checkpoint(pid_t pid, const char *dir, criu_done_cb cb, void *arg);
-/* criu_lazy_pages - the target's `criu lazy-pages` daemon fetching pages from
- * LAZY->addr:port for a restore from DIR; ready when LAZY->status_fd gets a byte. */
+/* criu_lazy_pages - the target's `criu lazy-pages` daemon fetching pages over
+ * LAZY->ps_fd for a restore from DIR; ready when LAZY->status_fd gets a byte. */
 pid_t criu_lazy_pages(const char *dir, const struct criu_lazy *lazy, criu_done_cb cb, void *arg);
 /* criu_dump, criu_checkpoint, criu_restore and criu_lazy_pages return an id
  * (a pid, or a ticket for a dump waiting its turn: dumps run one at a time

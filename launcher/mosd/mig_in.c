@@ -2,6 +2,7 @@
  * into tmpfs, restore with fresh stdio pipes, adopt the process. */
 #include "mig_int.h"
 #include "criu.h"
+#include "pagelink.h"
 #include "imgserve.h"
 #include "imgstream.h"
 #include "log.h"
@@ -36,6 +37,8 @@ struct mig_in { /* target side */
 	bool lazy;
 	bool full;                  /* direct: every page is in before the hand-over */
 	int lazy_ws;                /* how our lazy-pages daemon ended (once lazy_pid is 0) */
+	struct pagelink *pl;        /* post-copy, direct: the page link to the source, until it is up */
+	int ps_fd;                  /* ... and once it is, until our lazy-pages daemon has it */
 	uint64_t t_data, t_restore;   /* first image byte, restore start */
 	pid_t lazy_pid;             /* post-copy: our criu lazy-pages daemon */
 	int lazy_rd;
@@ -116,6 +119,9 @@ static void in_free(struct mig_in *mi)
 		criu_kill(mi->lazy_pid);
 	}
 	imgserve_free(mi->serve);
+	pagelink_free(mi->pl);
+	if (mi->ps_fd >= 0)
+		close(mi->ps_fd);
 	if (mi->dir[0])
 		criu_rm_dir_later(mi->dir);
 	free(mi->stdin_buf);
@@ -233,6 +239,23 @@ static void restore_early(struct mig_in *mi, struct mos_msg *m, bool lazy)
 	start_restore(mi);
 }
 
+/* The page link to the source is up (it holds the cluster key too), or
+ * not: then the source hears it and calls the move off. */
+static void page_link_up(void *arg, int fd)
+{
+	struct mig_in *mi = arg;
+	pagelink_free(mi->pl);
+	mi->pl = NULL;
+	if (fd >= 0) {
+		mi->ps_fd = fd;
+		return;
+	}
+	char why[160];
+	snprintf(why, sizeof(why), "cannot make the page link to the source: %s", strerror(-fd));
+	pr_warn("incoming job %u rank %u: %s", mi->jobid, mi->rank, why);
+	mig_send_to(mi->source, MOS_MSG_MIG_DONE, mi->jobid, mi->rank, fd, why);
+}
+
 void mig_on_prepare(struct mos_msg *m, int mig_sender)
 {
 	uint32_t jobid = 0, rank = 0, flags = 0;
@@ -256,6 +279,7 @@ void mig_on_prepare(struct mos_msg *m, int mig_sender)
 		rc = -ENOMEM;
 	if (!rc) {
 		memset(mi->fds, -1, sizeof(mi->fds));
+		mi->ps_fd = -1;
 		mi->jobid = jobid;
 		mi->rank = rank;
 		mi->source = source;
@@ -282,6 +306,17 @@ void mig_on_prepare(struct mos_msg *m, int mig_sender)
 	}
 	if (rc)
 		pr_info("incoming job %u rank %u refused: %s", jobid, rank, err);
+	if (!rc && (flags & (MOS_MIG_LAZY | MOS_MIG_DIRECT))) { /* criu's pages come over a link of their own */
+		uint32_t port = 0;
+		mos_msg_get_u32(m, MOS_T_PORT, &port);
+		mi->pl = pagelink_connect(mosd.conf->nodes[source].address, port, mi->move_id,
+					  mosd.conf->nodes[source].name, mosd.self->name, page_link_up, mi);
+		if (!mi->pl) {
+			rc = -errno;
+			snprintf(err, sizeof(err), "cannot make the page link: %s", strerror(errno));
+			in_free(mi);
+		}
+	}
 	mig_send_to(source, MOS_MSG_MIG_READY, jobid, rank, rc, rc ? err : NULL);
 	free(home);
 	if (!rc)
@@ -602,21 +637,21 @@ static void on_lazy_ready(evutil_socket_t fd, short what, void *arg)
 /* Post-copy: our lazy-pages daemon first, the restore once it is ready. */
 static void start_lazy(struct mig_in *mi, struct mos_msg *m)
 {
-	uint32_t port = 0;
 	int sp[2];
-	mos_msg_get_u32(m, MOS_T_PORT, &port);
-	if (!port || port > 65535 || pipe2(sp, O_CLOEXEC) < 0) {
-		mig_send_to(mi->source, MOS_MSG_MIG_DONE, mi->jobid, mi->rank, -EINVAL, "bad post-copy hand-over");
+	if (mi->ps_fd < 0 || pipe2(sp, O_CLOEXEC) < 0) {
+		mig_send_to(mi->source, MOS_MSG_MIG_DONE, mi->jobid, mi->rank, -EINVAL, "no page link to the source");
 		in_free(mi);
 		return;
 	}
-	struct criu_lazy lz = { mosd.conf->nodes[mi->source].address, port, sp[1] };
+	struct criu_lazy lz = { mi->ps_fd, sp[1] };
 	mi->lazy_rd = sp[0];
 	mi->lazy_ev = event_new(mosd.base, sp[0], EV_READ, on_lazy_ready, mi);
 	if (mi->lazy_ev)
 		event_add(mi->lazy_ev, NULL);
 	pid_t lp = criu_lazy_pages(mi->dir, &lz, lazy_ended, mi);
 	close(sp[1]);
+	close(mi->ps_fd); /* criu's now */
+	mi->ps_fd = -1;
 	if (lp < 0) {
 		mig_send_to(mi->source, MOS_MSG_MIG_DONE, mi->jobid, mi->rank, (int)lp, "cannot run criu lazy-pages");
 		in_free(mi);

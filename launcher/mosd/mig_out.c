@@ -2,6 +2,7 @@
  * pod leaving it stopped, send the images, hand over; roll back to the
  * stopped copy on any failure before the target runs the process. */
 #include "mig_int.h"
+#include "pagelink.h"
 #include "ckpt.h"
 #include "criu.h"
 #include "imgstream.h"
@@ -29,7 +30,6 @@ struct mig_out { /* source side, hangs off its proc */
 	char dir[PATH_MAX];
 	char pipes[4][32];          /* "pipe:[N]" of the pod's fds 0..3 */
 	uint64_t t0, t_dump, t_sent;
-	unsigned port;
 	uint64_t t_commit;
 	int broken;                 /* -errno: the transfer failed while criu dumped */
 	uint64_t move_id;           /* this try, for the home's decision */
@@ -44,6 +44,9 @@ struct mig_out { /* source side, hangs off its proc */
 	bool finishing;             /* committed; finish_move() when the timer fires (fault) */
 	int lazy_rd;                /* post-copy: criu says "images ready" here */
 	struct event *lazy_ev;
+	struct pagelink *pl;        /* post-copy, direct: the target's page link, until it is up */
+	int ps_fd;                  /* ... and once it is, until criu has it */
+	bool ready;                 /* the target said READY: the dump waits for the page link */
 };
 
 /* After a post-copy hand-over, the source's criu still serves pages: the
@@ -115,17 +118,36 @@ static void out_free(struct mig_out *mo)
 	}
 	if (mo->dir[0])
 		criu_rm_dir_later(mo->dir);
+	pagelink_free(mo->pl);
+	if (mo->ps_fd >= 0)
+		close(mo->ps_fd);
 	mo->p->mig = NULL;
 	free(mo);
 }
 
 /* Roll back: the source's copy runs on as if nothing happened. */
+/* A criu that served pages held the tree under ptrace: SIGCONT again once
+ * it is gone, whatever state its death left the tasks in. */
+static void resume_when_gone(void *arg, int ws)
+{
+	pid_t *tree = arg;
+	mig_resume_tree(*tree);
+	free(tree);
+}
+
 static void out_fail(struct mig_out *mo, int code, const char *why)
 {
 	struct proc *p = mo->p;
 	pr_warn("migration of job %u rank %u to %s failed in state %s: %s; it keeps running here", p->jobid,
 		p->rank, mosd.conf->nodes[mo->target].name, mig_state2str(mo->state), why);
 	if (mo->state >= MIG_SEND) { /* dumped: stopped, not gone */
+		pid_t *tree = mo->dump_pid > 0 ? malloc(sizeof(*tree)) : NULL;
+		if (tree) { /* post-copy, direct: criu still serves pages */
+			*tree = p->pid;
+			criu_retarget(mo->dump_pid, resume_when_gone, tree);
+			criu_kill(mo->dump_pid);
+			mo->dump_pid = 0;
+		}
 		mig_resume_tree(p->pid);
 		mig_send_to(mo->target, MOS_MSG_MIG_ABORT, p->jobid, p->rank, -ECANCELED, why);
 	} else if (mo->state == MIG_PREPARE || mo->state == MIG_DUMP) {
@@ -158,6 +180,23 @@ static void on_out_timeout(evutil_socket_t fd, short what, void *arg)
 }
 
 static int read_pipe_ids(struct mig_out *mo);
+static void start_dump(struct mig_out *mo);
+
+/* The target's page link is up and proven (or not): the dump may start
+ * once the target is ready too. */
+static void page_link_up(void *arg, int fd)
+{
+	struct mig_out *mo = arg;
+	pagelink_free(mo->pl);
+	mo->pl = NULL;
+	if (fd < 0) {
+		out_fail(mo, fd, "the target did not make the page link");
+		return;
+	}
+	mo->ps_fd = fd;
+	if (mo->ready)
+		start_dump(mo);
+}
 
 void mig_source_start(struct mos_msg *m)
 {
@@ -181,6 +220,7 @@ void mig_source_start(struct mos_msg *m)
 		return;
 	}
 	mo->p = p;
+	mo->ps_fd = -1;
 	p->mig = mo;
 	mo->target = target;
 	mo->t0 = mos_now_ms();
@@ -239,6 +279,18 @@ void mig_source_start(struct mos_msg *m)
 	mos_msg_put_u32(&q, MOS_T_FLAGS, mo->flags | MOS_MIG_HANDOVER);
 	mo->move_id = mos_rng_next(&mosd.rng);
 	mos_msg_put_u64(&q, MOS_T_SEQ, mo->move_id);
+	if (pages_served(mo)) { /* criu's pages go over a link of their own, made now */
+		unsigned port = 0;
+		mo->pl = pagelink_listen(mosd.self->address, mosd.conf->nodes[target].address, mo->move_id,
+					 mosd.self->name, mosd.conf->nodes[target].name, &port, page_link_up, mo);
+		if (!mo->pl) {
+			int e = -errno;
+			mos_msg_free(&q);
+			out_fail(mo, e, "cannot listen for the page link");
+			return;
+		}
+		mos_msg_put_u32(&q, MOS_T_PORT, port);
+	}
 	int rc = read_pipe_ids(mo);
 	for (int i = 0; !rc && i < 4; i++) /* the target may start its restore with them */
 		mos_msg_put_str(&q, MOS_T_PIPES, mo->pipes[i]);
@@ -426,8 +478,6 @@ static void commit(struct mig_out *mo)
 	mos_msg_put_u32(&cm, MOS_T_FLAGS, ((p->in && !p->in_eof) ? 0 : MIG_COMMIT_STDIN_CLOSED) |
 					     (pages_served(mo) ? MIG_COMMIT_LAZY : 0) |
 					     ((mo->flags & MOS_MIG_DIRECT) ? MIG_COMMIT_FULL : 0));
-	if (pages_served(mo))
-		mos_msg_put_u32(&cm, MOS_T_PORT, mo->port);
 	rc = imgstream_manifest(mo->xfer, &cm, MOS_T_NAME);
 	if (!rc)
 		rc = peer_send(mo->target, &cm);
@@ -467,6 +517,13 @@ void mig_on_ready(struct mos_msg *m)
 		free(t);
 		return;
 	}
+	mo->ready = true;
+	if (!pages_served(mo) || mo->ps_fd >= 0)
+		start_dump(mo);
+}
+
+static void start_dump(struct mig_out *mo)
+{
 	int rc = criu_images_dir(mosd.self->name, "out", mo->p->jobid, mo->p->rank, mo->dir, sizeof(mo->dir));
 	if (rc) {
 		out_fail(mo, rc, "cannot make an image directory");
@@ -478,7 +535,7 @@ void mig_on_ready(struct mos_msg *m)
 		out_fail(mo, rc, "cannot follow the image directory");
 		return;
 	}
-	struct criu_lazy lazy = { mosd.self->address, 0, -1 };
+	struct criu_lazy lazy = { mo->ps_fd, -1 };
 	if (pages_served(mo)) {
 		int sp[2];
 		if (pipe2(sp, O_CLOEXEC) < 0) {
@@ -487,7 +544,6 @@ void mig_on_ready(struct mos_msg *m)
 		}
 		mo->lazy_rd = sp[0];
 		lazy.status_fd = sp[1];
-		lazy.port = mo->port = 20000 + (unsigned)(mos_rng_next(&mosd.rng) % 20000);
 		mo->lazy_ev = event_new(mosd.base, sp[0], EV_READ, on_lazy_ready, mo);
 		if (mo->lazy_ev)
 			event_add(mo->lazy_ev, NULL);
@@ -496,6 +552,10 @@ void mig_on_ready(struct mos_msg *m)
 			       pages_served(mo) ? &lazy : NULL, dump_done, mo);
 	if (lazy.status_fd >= 0)
 		close(lazy.status_fd);
+	if (mo->ps_fd >= 0) { /* criu has it now (or failed to start) */
+		close(mo->ps_fd);
+		mo->ps_fd = -1;
+	}
 	if (dpid < 0) {
 		out_fail(mo, (int)dpid, "cannot run criu");
 		return;
