@@ -44,6 +44,7 @@ struct queued {
 static pid_t next_ticket = 0x7f000000;
 static struct queued *q_head, *q_tail;
 static pid_t dump_running;
+static bool can_lazy; /* criu check: userfaultfd works (uffd_done) */
 
 const char *criu_path(void)
 {
@@ -396,6 +397,18 @@ static void kdat_done(void *arg, int ws)
 		pr_debug("criu check: 0x%x (its kernel cache may be missing)", ws);
 }
 
+/* The kernel lets criu's lazy-pages fill a process's memory (userfaultfd):
+ * moves default to direct. Then the kernel cache, if that check left none. */
+static void uffd_done(void *arg, int ws)
+{
+	can_lazy = ws == 0;
+	pr_info("criu: %s", can_lazy ? "userfaultfd works: moves send memory directly"
+				     : "no userfaultfd: moves copy the memory through tmpfs, --lazy fails");
+	char *argv[] = { (char *)criu_path(), "check", NULL };
+	if (access(CRIU_KDAT_DIR "/criu.kdat", F_OK) < 0 && spawn(argv, NULL, 0, kdat_done, NULL) < 0)
+		pr_debug("cannot run criu check to fill its kernel cache");
+}
+
 void criu_prepare_kdat_dir(void)
 {
 	struct stat st;
@@ -415,9 +428,14 @@ void criu_prepare_kdat_dir(void)
 	/* Each node has its own /dev/shm: without this its first dump, often a
 	 * process's first move, would probe the kernel inside the freeze (the
 	 * dump of a 10 MiB process: 43 ms in criu's log instead of 17). */
-	char *argv[] = { (char *)criu_path(), "check", NULL };
-	if (access(CRIU_KDAT_DIR "/criu.kdat", F_OK) < 0 && spawn(argv, NULL, 0, kdat_done, NULL) < 0)
-		pr_debug("cannot run criu check to fill its kernel cache");
+	char *argv[] = { (char *)criu_path(), "check", "--feature", "uffd-noncoop", NULL };
+	if (spawn(argv, NULL, 0, uffd_done, NULL) < 0)
+		pr_warn("cannot run criu check: moves copy the memory through tmpfs");
+}
+
+bool criu_can_lazy(void)
+{
+	return can_lazy;
 }
 
 void criu_rm_dir(const char *dir)

@@ -57,6 +57,9 @@ pid_t criu_restore(const char *dir, const char *const *inherit, const int *fds, 
 /* criu_prepare_kdat_dir - make CRIU_KDAT_DIR a root-only directory (one
  * made by anybody else is moved aside: criu trusts the file in it). */
 void criu_prepare_kdat_dir(void);
+/* criu_can_lazy - the start-up check found userfaultfd working (criu
+ * lazy-pages can fill a restored process's memory): false until it has. */
+bool criu_can_lazy(void);
 /* criu_reaped - route a reaped child: true if it was one of ours. */
 bool criu_reaped(pid_t pid, int wstatus);
 /* criu_log_tail - the last error line of DIR/NAME, for messages. */

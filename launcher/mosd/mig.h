@@ -21,6 +21,9 @@ const char *mig_state2str(enum mig_state s);
  * page server and lazy-pages, as post-copy), all of it before the hand-over:
  * no copy of it in either node's tmpfs */
 #define MOS_MIG_DIRECT 0x8u
+/* the memory goes through the dump's tmpfs images and the peer link (the
+ * default where userfaultfd does not work) */
+#define MOS_MIG_COPY 0x10u
 
 /* home side: a MIGRATE request (from a local user through any node). */
 void mig_home_request(struct mos_msg *m);

@@ -225,6 +225,8 @@ void mig_source_start(struct mos_msg *m)
 	mo->target = target;
 	mo->t0 = mos_now_ms();
 	mos_msg_get_u32(m, MOS_T_FLAGS, &mo->flags);
+	if (!(mo->flags & (MOS_MIG_LAZY | MOS_MIG_DIRECT | MOS_MIG_COPY)) && criu_can_lazy())
+		mo->flags |= MOS_MIG_DIRECT; /* the default: no copy of the memory in tmpfs */
 	mos_msg_get_u64(m, MOS_T_SEQ, &mo->seq);
 	char *rq = mos_msg_get_str(m, MOS_T_NAME);
 	snprintf(mo->requester, sizeof(mo->requester), "%s", rq ? rq : "");

@@ -12,10 +12,11 @@
 #define MOS_MIG_FORCE 0x1u
 #define MOS_MIG_LAZY 0x2u
 #define MOS_MIG_DIRECT 0x8u
+#define MOS_MIG_COPY 0x10u
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: mosmigrate [--force] [--lazy|--direct] [-q] JOB.RANK|PID NODE|home\n"
+	fprintf(f, "usage: mosmigrate [--force] [--lazy|--direct|--copy] [-q] JOB.RANK|PID NODE|home\n"
 		   "  JOB.RANK   a rank of a job (see mosps); PID: a process's PID on this node\n"
 		   "  NODE       a node of the cluster, or 'home' for the job's home node\n"
 		   "  --force    move even to a node whose cpus are all busy, or a process\n"
@@ -23,9 +24,11 @@ static void usage(FILE *f)
 		   "  --lazy     post-copy: memory pages follow on demand (shorter freeze;\n"
 		   "             the process needs its old node until the last page is in,\n"
 		   "             and cannot move or be checkpointed again before)\n"
-		   "  --direct   memory goes straight from the stopped process into its new\n"
-		   "             copy, all of it before the hand-over (no copy in tmpfs;\n"
-		   "             faster, but like --lazy through criu's own page-server port)\n");
+		   "  --direct   (the default where the kernel has userfaultfd) memory goes\n"
+		   "             straight from the stopped process into its new copy, all of\n"
+		   "             it before the hand-over, never into either node's tmpfs\n"
+		   "  --copy     memory goes through the dump's images in tmpfs and the\n"
+		   "             daemons' link (the default without userfaultfd)\n");
 }
 
 int main(int argc, char **argv)
@@ -40,6 +43,8 @@ int main(int argc, char **argv)
 			flags |= MOS_MIG_LAZY;
 		else if (!strcmp(argv[i], "--direct"))
 			flags |= MOS_MIG_DIRECT;
+		else if (!strcmp(argv[i], "--copy"))
+			flags |= MOS_MIG_COPY;
 		else if (!strcmp(argv[i], "-q"))
 			quiet = 1;
 		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
@@ -50,6 +55,10 @@ int main(int argc, char **argv)
 			usage(stderr);
 			return 2;
 		}
+	}
+	if (__builtin_popcount(flags & (MOS_MIG_LAZY | MOS_MIG_DIRECT | MOS_MIG_COPY)) > 1) {
+		fprintf(stderr, "mosmigrate: --lazy, --direct and --copy exclude each other\n");
+		return 2;
 	}
 	if (argc - i != 2) {
 		usage(stderr);
