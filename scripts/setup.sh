@@ -23,9 +23,9 @@ CRIU_WORK=/var/cache/mosexec/criu-build
 CRIU_RUNDIR=/dev/shm/mosexec-criu
 # Our fixes on top of the tarball (scripts/criu-patches/README.md); a criu
 # without them works, only slower, but is rebuilt. The mark is a string the
-# patches put into the binary.
+# last patch puts into the binary.
 CRIU_PATCHES=$TOP/scripts/criu-patches
-CRIU_PATCHED_MARK="mosexec: pushed the final package"
+CRIU_PATCHED_MARK="mosexec: lazy pages read from the task"
 
 PKGS=(build-essential autoconf automake libtool pkg-config
 	libopenmpi-dev openmpi-bin libpmix-dev libhwloc-dev hwloc
