@@ -315,6 +315,7 @@ int main(int argc, char **argv)
 	if (!mosd.sigchld_ev || !mosd.sigterm_ev || !mosd.sigint_ev || !mosd.gossip_ev)
 		goto out_events;
 	event_add(mosd.sigchld_ev, NULL);
+	proc_reap(); /* a child (criu's start-up check) may have ended before we listened */
 	event_add(mosd.sigterm_ev, NULL);
 	event_add(mosd.sigint_ev, NULL);
 	event_add(mosd.gossip_ev, &tv);
