@@ -56,8 +56,9 @@ const char *criu_path(void)
 	return "criu";
 }
 
-/* Fork criu with ARGV; fds listed in KEEP survive as they are. */
-static pid_t spawn(char **argv, const int *keep, size_t nkeep, criu_done_cb cb, void *arg)
+/* Fork criu with ARGV (and ENV, "NAME=VALUE", if not NULL); fds listed in
+ * KEEP survive as they are. */
+static pid_t spawn_env(char **argv, const char *env, const int *keep, size_t nkeep, criu_done_cb cb, void *arg)
 {
 	struct run *r = calloc(1, sizeof(*r));
 	if (!r)
@@ -75,6 +76,8 @@ static pid_t spawn(char **argv, const int *keep, size_t nkeep, criu_done_cb cb, 
 		dup2(null, 2);
 		for (size_t i = 0; i < nkeep; i++) /* clear CLOEXEC on what criu must inherit */
 			fcntl(keep[i], F_SETFD, 0);
+		if (env)
+			putenv((char *)env);
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
@@ -89,6 +92,11 @@ static pid_t spawn(char **argv, const int *keep, size_t nkeep, criu_done_cb cb, 
 	r->next = runs;
 	runs = r;
 	return pid;
+}
+
+static pid_t spawn(char **argv, const int *keep, size_t nkeep, criu_done_cb cb, void *arg)
+{
+	return spawn_env(argv, NULL, keep, nkeep, cb, arg);
 }
 
 static char **dup_argv(char **argv)
@@ -222,8 +230,10 @@ pid_t criu_lazy_pages(const char *dir, const struct criu_lazy *lazy, criu_done_c
 	snprintf(sfd, sizeof(sfd), "%d", lazy->status_fd);
 	char *argv[] = { (char *)criu_path(), "lazy-pages", "--page-server", "--ps-socket", psk,
 			 "-D", (char *)dir, "-o", "lazy.log", "-v2", "--status-fd", sfd, NULL };
-	int keep[2] = { lazy->status_fd, lazy->ps_fd };
-	return spawn(argv, keep, 2, cb, arg);
+	int keep[3] = { lazy->status_fd, lazy->ps_fd, lazy->go_fd };
+	char env[48];
+	snprintf(env, sizeof(env), "CRIU_LAZY_PAGES_GO_FD=%d", lazy->go_fd);
+	return spawn_env(argv, lazy->go_fd >= 0 ? env : NULL, keep, lazy->go_fd >= 0 ? 3 : 2, cb, arg);
 }
 
 void criu_retarget(pid_t id, criu_done_cb cb, void *arg)

@@ -18,6 +18,7 @@ const char *criu_path(void);
 struct criu_lazy {
 	int ps_fd;
 	int status_fd;
+	int go_fd;     /* lazy-pages only, or -1: wait for a byte here first (CRIU patch 0003) */
 };
 
 /* criu_dump - `criu dump -t PID -D DIR --leave-stopped ...`. The tree is

@@ -39,6 +39,8 @@ struct mig_in { /* target side */
 	int lazy_ws;                /* how our lazy-pages daemon ended (once lazy_pid is 0) */
 	struct pagelink *pl;        /* post-copy, direct: the page link to the source, until it is up */
 	int ps_fd;                  /* ... and once it is, until our lazy-pages daemon has it */
+	bool pages_served;          /* post-copy or direct (PREPARE's flags) */
+	int go_wr;                  /* our lazy-pages daemon, started early, waits for a byte here */
 	uint64_t t_data, t_restore;   /* first image byte, restore start */
 	pid_t lazy_pid;             /* post-copy: our criu lazy-pages daemon */
 	int lazy_rd;
@@ -119,6 +121,8 @@ static void in_free(struct mig_in *mi)
 		criu_kill(mi->lazy_pid);
 	}
 	imgserve_free(mi->serve);
+	if (mi->go_wr >= 0)
+		close(mi->go_wr);
 	pagelink_free(mi->pl);
 	if (mi->ps_fd >= 0)
 		close(mi->ps_fd);
@@ -241,6 +245,8 @@ static void restore_early(struct mig_in *mi, struct mos_msg *m, bool lazy)
 
 /* The page link to the source is up (it holds the cluster key too), or
  * not: then the source hears it and calls the move off. */
+static void start_lazy(struct mig_in *mi, bool early);
+
 static void page_link_up(void *arg, int fd)
 {
 	struct mig_in *mi = arg;
@@ -248,6 +254,8 @@ static void page_link_up(void *arg, int fd)
 	mi->pl = NULL;
 	if (fd >= 0) {
 		mi->ps_fd = fd;
+		if (mi->pages_served) /* its start-up out of the freeze; it waits for COMMIT */
+			start_lazy(mi, true);
 		return;
 	}
 	char why[160];
@@ -280,6 +288,8 @@ void mig_on_prepare(struct mos_msg *m, int mig_sender)
 	if (!rc) {
 		memset(mi->fds, -1, sizeof(mi->fds));
 		mi->ps_fd = -1;
+		mi->go_wr = -1;
+		mi->pages_served = flags & (MOS_MIG_LAZY | MOS_MIG_DIRECT);
 		mi->jobid = jobid;
 		mi->rank = rank;
 		mi->source = source;
@@ -635,15 +645,22 @@ static void on_lazy_ready(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Post-copy: our lazy-pages daemon first, the restore once it is ready. */
-static void start_lazy(struct mig_in *mi, struct mos_msg *m)
+/* EARLY: at PREPARE, the daemon waiting (CRIU patch 0003) for a byte on
+ * go_wr that COMMIT sends once the images it reads are all here. */
+static void start_lazy(struct mig_in *mi, bool early)
 {
-	int sp[2];
+	int sp[2], go[2] = { -1, -1 };
 	if (mi->ps_fd < 0 || pipe2(sp, O_CLOEXEC) < 0) {
 		mig_send_to(mi->source, MOS_MSG_MIG_DONE, mi->jobid, mi->rank, -EINVAL, "no page link to the source");
 		in_free(mi);
 		return;
 	}
-	struct criu_lazy lz = { mi->ps_fd, sp[1] };
+	if (early && pipe2(go, O_CLOEXEC) < 0) {
+		close(sp[0]);
+		close(sp[1]);
+		return; /* it starts at COMMIT */
+	}
+	struct criu_lazy lz = { mi->ps_fd, sp[1], go[0] };
 	mi->lazy_rd = sp[0];
 	mi->lazy_ev = event_new(mosd.base, sp[0], EV_READ, on_lazy_ready, mi);
 	if (mi->lazy_ev)
@@ -652,6 +669,10 @@ static void start_lazy(struct mig_in *mi, struct mos_msg *m)
 	close(sp[1]);
 	close(mi->ps_fd); /* criu's now */
 	mi->ps_fd = -1;
+	if (early) {
+		close(go[0]);
+		mi->go_wr = go[1];
+	}
 	if (lp < 0) {
 		mig_send_to(mi->source, MOS_MSG_MIG_DONE, mi->jobid, mi->rank, (int)lp, "cannot run criu lazy-pages");
 		in_free(mi);
@@ -735,7 +756,14 @@ void mig_on_commit(struct mos_msg *m, int mig_sender)
 		mos_strv_free(mi->files);
 		mi->files = files; /* for the early restore, once the daemon is ready */
 		mi->damage = damage;
-		start_lazy(mi, m);
+		if (mi->go_wr >= 0) { /* our daemon waits for its images: here they are */
+			if (write(mi->go_wr, "g", 1) != 1)
+				pr_warn("incoming job %u rank %u: cannot wake the lazy-pages daemon", mi->jobid, mi->rank);
+			close(mi->go_wr);
+			mi->go_wr = -1;
+		} else if (mi->lazy_pid <= 0) {
+			start_lazy(mi, false);
+		}
 		return;
 	}
 	int rc = files && files[0] ? serve_images(mi, files, damage) : 0;

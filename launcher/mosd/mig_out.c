@@ -537,7 +537,7 @@ static void start_dump(struct mig_out *mo)
 		out_fail(mo, rc, "cannot follow the image directory");
 		return;
 	}
-	struct criu_lazy lazy = { mo->ps_fd, -1 };
+	struct criu_lazy lazy = { mo->ps_fd, -1, -1 };
 	if (pages_served(mo)) {
 		int sp[2];
 		if (pipe2(sp, O_CLOEXEC) < 0) {
