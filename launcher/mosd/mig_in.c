@@ -319,7 +319,7 @@ void mig_on_prepare(struct mos_msg *m, int mig_sender)
 	if (!rc && (flags & (MOS_MIG_LAZY | MOS_MIG_DIRECT))) { /* criu's pages come over a link of their own */
 		uint32_t port = 0;
 		mos_msg_get_u32(m, MOS_T_PORT, &port);
-		mi->pl = pagelink_connect(mosd.conf->nodes[source].address, port, mi->move_id,
+		mi->pl = pagelink_connect(mosd.self->address, mosd.conf->nodes[source].address, port, mi->move_id,
 					  mosd.conf->nodes[source].name, mosd.self->name, page_link_up, mi);
 		if (!mi->pl) {
 			rc = -errno;

@@ -239,19 +239,22 @@ struct pagelink *pagelink_listen(const char *addr, const char *peer_addr, uint64
 	return watch(l, l->lsk, EV_READ, on_accept, &l->lev);
 }
 
-struct pagelink *pagelink_connect(const char *addr, unsigned port, uint64_t move_id, const char *source,
-				  const char *target, pagelink_cb cb, void *arg)
+struct pagelink *pagelink_connect(const char *local_addr, const char *addr, unsigned port, uint64_t move_id,
+				  const char *source, const char *target, pagelink_cb cb, void *arg)
 {
 	struct pagelink *l = alloc(false, move_id, source, target, cb, arg);
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	struct sockaddr_in me = { .sin_family = AF_INET };
 	if (!l)
 		return NULL;
-	if (!port || port > 65535 || inet_pton(AF_INET, addr, &a.sin_addr) != 1)
+	if (!port || port > 65535 || inet_pton(AF_INET, addr, &a.sin_addr) != 1 ||
+	    inet_pton(AF_INET, local_addr, &me.sin_addr) != 1)
 		return fail(l, EINVAL);
 	if (fault_injected("mig_pagelink_forge")) /* as one without the cluster key would */
 		l->mine[0] ^= 1;
 	l->sk = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (l->sk < 0 || (connect(l->sk, (struct sockaddr *)&a, sizeof(a)) < 0 && errno != EINPROGRESS))
+	if (l->sk < 0 || bind(l->sk, (struct sockaddr *)&me, sizeof(me)) < 0 ||
+	    (connect(l->sk, (struct sockaddr *)&a, sizeof(a)) < 0 && errno != EINPROGRESS))
 		return fail(l, errno);
 	/* writable once connected; a refused connect shows as a failed send */
 	return watch(l, l->sk, EV_WRITE, on_io, &l->ev);

@@ -22,9 +22,11 @@ typedef void (*pagelink_cb)(void *arg, int fd);
  * SOURCE and TARGET. NULL with errno set. */
 struct pagelink *pagelink_listen(const char *addr, const char *peer_addr, uint64_t move_id, const char *source,
 				 const char *target, unsigned *port, pagelink_cb cb, void *arg);
-/* pagelink_connect - the target: connect to ADDR:PORT for the same move. */
-struct pagelink *pagelink_connect(const char *addr, unsigned port, uint64_t move_id, const char *source,
-				  const char *target, pagelink_cb cb, void *arg);
+/* pagelink_connect - the target: connect from LOCAL_ADDR (the address the
+ * source lets in, whatever route the kernel would pick) to ADDR:PORT for
+ * the same move. */
+struct pagelink *pagelink_connect(const char *local_addr, const char *addr, unsigned port, uint64_t move_id,
+				  const char *source, const char *target, pagelink_cb cb, void *arg);
 /* pagelink_free - stop (no callback); a socket not handed over is closed. */
 void pagelink_free(struct pagelink *l);
 
