@@ -21,7 +21,8 @@ for n in 4 16; do
 done
 is "$(printf '%s\n' "$out" | grep -o 'host node[0-9]' | sort -u | wc -l)" 6 "the 16 ranks ran on all 6 nodes"
 out=$(vx node3 mosexec -n 64 "$T_TMP/hello_allreduce" 2>"$T_TMP/err")
-ok $? "-n 64 exits 0" || diag "$(tail -n 8 "$T_TMP/err")"
+ok $? "-n 64 exits 0" || diag "$(head -n 20 "$T_TMP/err")" "the home's log:" \
+	"$(grep -E 'ending it|exited|abort|failed|killed|lost|refused' "$(mosctl vcluster path)/node3/mosd.log" | head -n 30)"
 like "$out" "ALL OK sum=2016" "-n 64: the Allreduce sum is right"
 # mosd discovered the node once; ranks load it from PMIx instead of each
 # probing the node with hwloc (what Open MPI does when it finds nothing).
