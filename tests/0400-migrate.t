@@ -302,26 +302,24 @@ like "$msg" "moved node0 -> node3: 0\.[0-9] MiB of images" "direct: to the diskl
 ok $? "direct: nothing follows after the hand-over (no post-copy tail)"
 msg=$(vx node0 mosmigrate --direct --force "$djob.0" node1 2>&1)
 like "$msg" "moved node3 -> node1" "direct: and on at once, node3 -> node1 ($msg)"
+# direct_fault FAULT STEP ERROR: with FAULT armed on node2, a direct move of
+# the process there from node1 fails in STEP with ERROR, and it runs on.
+direct_fault() {
+	vx node2 mosctl fault "$1"
+	local before=$(grep -c tick "$T_TMP/direct.out")
+	vx node0 mosmigrate --direct --force "$djob.0" node2 >/dev/null 2>"$T_TMP/e"
+	like "$(cat "$T_TMP/e")" "migration to node2 failed in step '$2': $3.*keeps running on node1" \
+		"fault $1: the move fails ($(head -c 160 "$T_TMP/e"))"
+	is "$(where_of "$djob" 0)" node1 "fault $1: it still runs on node1"
+	wait_for 10 sh -c "[ \$(grep -c tick '$T_TMP/direct.out') -gt $((before + 20)) ]"
+	ok $? "fault $1: and keeps ticking there"
+}
 # the target's lazy-pages daemon dies while it fetches: the source's copy runs on
-vx node2 mosctl fault mig_pages_fail
-before=$(grep -c tick "$T_TMP/direct.out")
-vx node0 mosmigrate --direct --force "$djob.0" node2 >/dev/null 2>"$T_TMP/e"
-like "$(cat "$T_TMP/e")" "migration to node2 failed in step 'restore': fetching its memory failed.*keeps running on node1" \
-	"fault mig_pages_fail: the move fails ($(head -c 160 "$T_TMP/e"))"
-is "$(where_of "$djob" 0)" node1 "fault mig_pages_fail: it still runs on node1"
-wait_for 10 sh -c "[ \$(grep -c tick '$T_TMP/direct.out') -gt $((before + 20)) ]"
-ok $? "fault mig_pages_fail: and keeps ticking there"
+direct_fault mig_pages_fail restore "fetching its memory failed"
 # the page link: one that cannot prove it holds the cluster key gets no pages
-vx node2 mosctl fault mig_pagelink_forge
-before=$(grep -c tick "$T_TMP/direct.out")
-vx node0 mosmigrate --direct --force "$djob.0" node2 >/dev/null 2>"$T_TMP/e"
-like "$(cat "$T_TMP/e")" "migration to node2 failed in step 'prepare': cannot make the page link to the source.*keeps running on node1" \
-	"fault mig_pagelink_forge: the move fails ($(head -c 160 "$T_TMP/e"))"
+direct_fault mig_pagelink_forge prepare "cannot make the page link to the source"
 grep -q "page link: a connection dropped: wrong token" "$(mosctl vcluster path)/node1/mosd.log"
 ok $? "fault mig_pagelink_forge: the source dropped the connection with the wrong token"
-is "$(where_of "$djob" 0)" node1 "fault mig_pagelink_forge: it still runs on node1"
-wait_for 10 sh -c "[ \$(grep -c tick '$T_TMP/direct.out') -gt $((before + 20)) ]"
-ok $? "fault mig_pagelink_forge: and keeps ticking there"
 wait $dpid
 is $? 0 "direct: the job ends with status 0"
 like "$(tail -n 1 "$T_TMP/direct.out")" "^memory ok$" "direct: all 200 MiB arrived intact after the moves"

@@ -104,7 +104,6 @@ static void frame_mac(unsigned char mac[MOS_MSG_MAC_LEN], const uint8_t *buf, si
 	sodium_memzero(otk, sizeof(otk));
 }
 
-/* Write one finished frame, with its MAC when the keys are up. */
 /* Hand a frame that found the output queue empty to the kernel now, not on
  * the loop's next turn: a daemon that goes on with other work after sending
  * (a source that finishes a move after telling the target to resume) would
@@ -122,6 +121,7 @@ static void write_now(struct mos_conn *c)
 		bufferevent_trigger(c->bev, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS);
 }
 
+/* Write one finished frame, with its MAC when the keys are up. */
 static int write_frame(struct mos_conn *c, uint8_t *buf, size_t len)
 {
 	if (c->authed) {

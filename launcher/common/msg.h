@@ -81,6 +81,18 @@ enum mos_tag {
 #define MOS_SUBMIT_STDIN        0x8u
 #define MOS_SUBMIT_REPORT_BIND  0x10u /* a line per rank saying where it is bound */
 
+/* MIGRATE and MIG_PREPARE flags */
+#define MOS_MIG_FORCE    0x1u
+#define MOS_MIG_LAZY     0x2u  /* post-copy: memory follows on demand */
+#define MOS_MIG_HANDOVER 0x4u  /* PREPARE: the home decides the hand-over (a move, not a restart) */
+/* memory goes straight from the stopped original into the new copy (criu's
+ * page server and lazy-pages, as post-copy), all of it before the hand-over:
+ * no copy of it in either node's tmpfs */
+#define MOS_MIG_DIRECT   0x8u
+/* the memory goes through the dump's tmpfs images and the peer link (the
+ * default where userfaultfd does not work) */
+#define MOS_MIG_COPY     0x10u
+
 /* BIND (SUBMIT, SPAWN): what each process is bound to (launcher/mosd/bind.c).
  * SPAWN adds LOCAL_RANK and LOCAL_SIZE: the rank's place among the job's
  * ranks on that node, and their number there. */

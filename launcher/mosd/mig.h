@@ -14,17 +14,6 @@
 enum mig_state { MIG_PREPARE, MIG_DUMP, MIG_SEND, MIG_RESTORE, MIG_HANDOVER, MIG_FINISHED };
 const char *mig_state2str(enum mig_state s);
 
-#define MOS_MIG_FORCE 0x1u
-#define MOS_MIG_LAZY  0x2u
-#define MOS_MIG_HANDOVER 0x4u /* PREPARE: the home decides the hand-over (a move, not a restart) */
-/* memory goes straight from the stopped original into the new copy (criu's
- * page server and lazy-pages, as post-copy), all of it before the hand-over:
- * no copy of it in either node's tmpfs */
-#define MOS_MIG_DIRECT 0x8u
-/* the memory goes through the dump's tmpfs images and the peer link (the
- * default where userfaultfd does not work) */
-#define MOS_MIG_COPY 0x10u
-
 /* home side: a MIGRATE request (from a local user through any node). */
 void mig_home_request(struct mos_msg *m);
 /* home side: the source's report (MOVED with CODE). */

@@ -111,6 +111,27 @@ static void drop(struct pagelink *l, const char *why)
 	event_add(l->lev, NULL);
 }
 
+static void on_io(evutil_socket_t fd, short what, void *arg);
+
+/* The exchange failed: the source waits for another connection, the
+ * target gives up with E. */
+static void failed(struct pagelink *l, int e, const char *why)
+{
+	if (l->source)
+		drop(l, why);
+	else
+		done(l, e);
+}
+
+/* The exchange goes on the other way: wait for FD to become WHAT. */
+static void turn(struct pagelink *l, evutil_socket_t fd, short what)
+{
+	event_free(l->ev);
+	l->ev = event_new(mosd.base, fd, what | EV_PERSIST, on_io, l);
+	if (!l->ev || event_add(l->ev, NULL))
+		done(l, -ENOMEM);
+}
+
 static void on_io(evutil_socket_t fd, short what, void *arg)
 {
 	struct pagelink *l = arg;
@@ -122,10 +143,7 @@ static void on_io(evutil_socket_t fd, short what, void *arg)
 			return;
 		if (n <= 0) {
 			int e = n < 0 ? -errno : -EPIPE;
-			if (l->source)
-				drop(l, strerror(-e));
-			else
-				done(l, e);
+			failed(l, e, strerror(-e));
 			return;
 		}
 		l->sent += (size_t)n;
@@ -135,41 +153,28 @@ static void on_io(evutil_socket_t fd, short what, void *arg)
 			done(l, 0);
 			return;
 		}
-		event_free(l->ev);
-		l->ev = event_new(mosd.base, fd, EV_READ | EV_PERSIST, on_io, l);
-		if (!l->ev || event_add(l->ev, NULL))
-			done(l, -ENOMEM);
+		turn(l, fd, EV_READ);
 		return;
 	}
 	ssize_t n = recv(fd, l->got + l->have, TOKEN - l->have, 0);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0) {
-		int e = n < 0 ? -errno : -ECONNRESET;
-		if (l->source)
-			drop(l, "closed before it proved itself");
-		else
-			done(l, e);
+		failed(l, n < 0 ? -errno : -ECONNRESET, "closed before it proved itself");
 		return;
 	}
 	l->have += (size_t)n;
 	if (l->have < TOKEN)
 		return;
 	if (crypto_verify_32(l->got, l->theirs)) {
-		if (l->source)
-			drop(l, "wrong token (another cluster key, or not a move of ours)");
-		else
-			done(l, -EACCES);
+		failed(l, -EACCES, "wrong token (another cluster key, or not a move of ours)");
 		return;
 	}
 	if (!l->source) {
 		done(l, 0);
 		return;
 	}
-	event_free(l->ev); /* answer */
-	l->ev = event_new(mosd.base, fd, EV_WRITE | EV_PERSIST, on_io, l);
-	if (!l->ev || event_add(l->ev, NULL))
-		done(l, -ENOMEM);
+	turn(l, fd, EV_WRITE); /* answer */
 }
 
 static void on_accept(evutil_socket_t fd, short what, void *arg)

@@ -9,11 +9,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MOS_MIG_FORCE 0x1u
-#define MOS_MIG_LAZY 0x2u
-#define MOS_MIG_DIRECT 0x8u
-#define MOS_MIG_COPY 0x10u
-
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: mosmigrate [--force] [--lazy|--direct|--copy] [-q] JOB.RANK|PID NODE|home\n"
