@@ -44,7 +44,8 @@ struct queued {
 static pid_t next_ticket = 0x7f000000;
 static struct queued *q_head, *q_tail;
 static pid_t dump_running;
-static bool can_lazy; /* criu check: userfaultfd works (uffd_done) */
+static bool can_lazy;     /* criu check: userfaultfd works (uffd_done) */
+static bool lazy_checked; /* ... and that check is over */
 
 const char *criu_path(void)
 {
@@ -419,6 +420,7 @@ static void kdat_done(void *arg, int ws)
 static void uffd_done(void *arg, int ws)
 {
 	can_lazy = ws == 0;
+	lazy_checked = true;
 	pr_info("criu: %s", can_lazy ? "userfaultfd works: moves send memory directly"
 				     : "no userfaultfd: moves copy the memory through tmpfs, --lazy fails");
 	char *argv[] = { (char *)criu_path(), "check", NULL };
@@ -453,6 +455,11 @@ void criu_prepare_kdat_dir(void)
 bool criu_can_lazy(void)
 {
 	return can_lazy;
+}
+
+bool criu_no_lazy(void)
+{
+	return lazy_checked && !can_lazy;
 }
 
 void criu_rm_dir(const char *dir)

@@ -61,6 +61,9 @@ void criu_prepare_kdat_dir(void);
 /* criu_can_lazy - the start-up check found userfaultfd working (criu
  * lazy-pages can fill a restored process's memory): false until it has. */
 bool criu_can_lazy(void);
+/* criu_no_lazy - that check is over and found no userfaultfd: post-copy
+ * and direct moves cannot come here. */
+bool criu_no_lazy(void);
 /* criu_reaped - route a reaped child: true if it was one of ours. */
 bool criu_reaped(pid_t pid, int wstatus);
 /* criu_log_tail - the last error line of DIR/NAME, for messages. */

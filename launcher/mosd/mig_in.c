@@ -282,6 +282,10 @@ void mig_on_prepare(struct mos_msg *m, int mig_sender)
 		rc = -EINVAL, snprintf(err, sizeof(err), "unknown home node");
 	else
 		rc = admit(rss, flags, err, sizeof(err));
+	if (!rc && (flags & (MOS_MIG_LAZY | MOS_MIG_DIRECT)) && criu_no_lazy())
+		rc = -EPROTONOSUPPORT, snprintf(err, sizeof(err), "node %s has no userfaultfd: its memory cannot come "
+						    "%s (--copy can)", mosd.self->name,
+						 (flags & MOS_MIG_LAZY) ? "post-copy" : "directly");
 	source = mig_sender;
 	if (!rc && !(mi = calloc(1, sizeof(*mi))))
 		rc = -ENOMEM;

@@ -47,6 +47,7 @@ struct mig_out { /* source side, hangs off its proc */
 	struct pagelink *pl;        /* post-copy, direct: the target's page link, until it is up */
 	int ps_fd;                  /* ... and once it is, until criu has it */
 	bool ready;                 /* the target said READY: the dump waits for the page link */
+	bool direct_chosen;         /* direct by default (not asked for): a copy if the target cannot */
 };
 
 /* After a post-copy hand-over, the source's criu still serves pages: the
@@ -181,6 +182,7 @@ static void on_out_timeout(evutil_socket_t fd, short what, void *arg)
 
 static int read_pipe_ids(struct mig_out *mo);
 static void start_dump(struct mig_out *mo);
+static void send_prepare(struct mig_out *mo);
 
 /* The target's page link is up and proven (or not): the dump may start
  * once the target is ready too. */
@@ -225,8 +227,10 @@ void mig_source_start(struct mos_msg *m)
 	mo->target = target;
 	mo->t0 = mos_now_ms();
 	mos_msg_get_u32(m, MOS_T_FLAGS, &mo->flags);
-	if (!(mo->flags & (MOS_MIG_LAZY | MOS_MIG_DIRECT | MOS_MIG_COPY)) && criu_can_lazy())
+	if (!(mo->flags & (MOS_MIG_LAZY | MOS_MIG_DIRECT | MOS_MIG_COPY)) && criu_can_lazy()) {
 		mo->flags |= MOS_MIG_DIRECT; /* the default: no copy of the memory in tmpfs */
+		mo->direct_chosen = true;
+	}
 	mos_msg_get_u64(m, MOS_T_SEQ, &mo->seq);
 	char *rq = mos_msg_get_str(m, MOS_T_NAME);
 	snprintf(mo->requester, sizeof(mo->requester), "%s", rq ? rq : "");
@@ -261,7 +265,15 @@ void mig_source_start(struct mos_msg *m)
 	mo->timer = evtimer_new(mosd.base, on_out_timeout, mo);
 	struct timeval tv = { MIG_TIMEOUT_S, 0 };
 	evtimer_add(mo->timer, &tv);
+	send_prepare(mo);
+}
 
+/* Ask the target to take the process (PREPARE): what it must know before
+ * the images come, and for post-copy and direct moves the page link. */
+static void send_prepare(struct mig_out *mo)
+{
+	struct proc *p = mo->p;
+	int target = mo->target;
 	struct mos_msg q;
 	uint32_t cpu;
 	uint64_t rss = 0;
@@ -513,6 +525,18 @@ void mig_on_ready(struct mos_msg *m)
 	if (!mo || mo->state != MIG_PREPARE)
 		return;
 	mos_msg_get_i32(m, MOS_T_CODE, &code);
+	if (code == -EPROTONOSUPPORT && mo->direct_chosen) {
+		/* the target has no userfaultfd: copy, the way every node can take */
+		char *t = mos_msg_get_str(m, MOS_T_TEXT);
+		pr_info("job %u rank %u: %s: copying its memory instead", mo->p->jobid, mo->p->rank, t ? t : "");
+		free(t);
+		pagelink_free(mo->pl);
+		mo->pl = NULL;
+		mo->flags &= ~MOS_MIG_DIRECT;
+		mo->direct_chosen = false;
+		send_prepare(mo);
+		return;
+	}
 	if (code) {
 		char *t = mos_msg_get_str(m, MOS_T_TEXT);
 		out_fail(mo, code, t ? t : strerror(-code));
