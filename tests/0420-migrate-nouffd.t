@@ -32,22 +32,22 @@ wait_for 20 grep -q "tick 5 " "$T_TMP/out"
 job=$(job_of mig_load)
 msg=$(vx node0 mosmigrate --force "$job.0" node1 2>&1)
 like "$msg" "moved node0 -> node1: 4[0-9]\.[0-9] MiB of images" "the default move copies the memory through the images ($msg)"
-before=$(grep -c tick "$T_TMP/out")
-vx node0 mosmigrate --lazy --force "$job.0" node0 >/dev/null 2>"$T_TMP/e"
-like "$(cat "$T_TMP/e")" "migration to node0 failed in step 'prepare': node node0 has no userfaultfd: its memory cannot come post-copy \(--copy can\).*keeps running on node1" \
-	"a post-copy move fails, the target saying why ($(head -c 200 "$T_TMP/e"))"
-is "$(where_of "$job" 0)" node1 "the process still runs on node1"
-wait_for 10 sh -c "[ \$(grep -c tick '$T_TMP/out') -gt $((before + 20)) ]"
-ok $? "and keeps ticking there"
+# refused FLAG TARGET FROM HOW: a move with FLAG to TARGET, which has no
+# userfaultfd, fails at PREPARE saying its memory cannot come HOW; the
+# process runs on at FROM
+refused() {
+	local before=$(grep -c tick "$T_TMP/out")
+	vx node0 mosmigrate "$1" --force "$job.0" "$2" >/dev/null 2>"$T_TMP/e"
+	like "$(cat "$T_TMP/e")" "migration to $2 failed in step 'prepare': node $2 has no userfaultfd: its memory cannot come $4 \\(--copy can\\).*keeps running on $3" \
+		"$1 to $2 (without) fails, the target saying why ($(head -c 200 "$T_TMP/e"))"
+	is "$(where_of "$job" 0)" "$3" "$1: the process still runs on $3"
+	wait_for 10 sh -c "[ \$(grep -c tick '$T_TMP/out') -gt $((before + 20)) ]"
+	ok $? "$1: and keeps ticking there"
+}
+refused --lazy node0 node1 post-copy
 msg=$(vx node0 mosmigrate --force "$job.0" node2 2>&1)
 like "$msg" "moved node1 -> node2: 4[0-9]\.[0-9] MiB of images" "node1 (without) -> node2 (with userfaultfd): a copy ($msg)"
-before=$(grep -c tick "$T_TMP/out")
-vx node0 mosmigrate --direct --force "$job.0" node1 >/dev/null 2>"$T_TMP/e"
-like "$(cat "$T_TMP/e")" "migration to node1 failed in step 'prepare': node node1 has no userfaultfd: its memory cannot come directly \(--copy can\).*keeps running on node2" \
-	"a direct move asked for to a node without it fails, saying why ($(head -c 200 "$T_TMP/e"))"
-is "$(where_of "$job" 0)" node2 "the process still runs on node2"
-wait_for 10 sh -c "[ \$(grep -c tick '$T_TMP/out') -gt $((before + 20)) ]"
-ok $? "and keeps ticking there"
+refused --direct node1 node2 directly
 msg=$(vx node0 mosmigrate --force "$job.0" node0 2>&1)
 like "$msg" "moved node2 -> node0: 4[0-9]\.[0-9] MiB of images" "node2 -> node0 (without), not asked how: a copy ($msg)"
 grep -q "job $job rank 0: node node0 has no userfaultfd: its memory cannot come directly (--copy can): copying its memory instead" \
