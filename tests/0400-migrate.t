@@ -292,7 +292,8 @@ ok $? "post-copy: no images or page servers are left"
 
 # Direct: its memory goes from the stopped original straight into the new
 # copy (criu page server -> lazy-pages), all of it before the hand-over.
-mosctl vcluster exec node0 -- mosexec -n 1 "$T_TMP/mig_load" 200 1000 >"$T_TMP/direct.out" 2>&1 &
+# (2000 ticks: it must outlive the page link's 10 s time-out below)
+mosctl vcluster exec node0 -- mosexec -n 1 "$T_TMP/mig_load" 200 2000 >"$T_TMP/direct.out" 2>&1 &
 dpid=$!
 wait_for 30 grep -q "tick 5 " "$T_TMP/direct.out"
 djob=$(job_of "mig_load 200")
@@ -320,11 +321,36 @@ direct_fault mig_pages_fail restore "fetching its memory failed"
 direct_fault mig_pagelink_forge prepare "cannot make the page link to the source"
 grep -q "page link: a connection dropped: wrong token" "$(mosctl vcluster path)/node1/mosd.log"
 ok $? "fault mig_pagelink_forge: the source dropped the connection with the wrong token"
+# one that connects and never proves itself: both sides give up after 10 s
+direct_fault mig_pagelink_mute prepare "the target did not make the page link"
 wait $dpid
 is $? 0 "direct: the job ends with status 0"
 like "$(tail -n 1 "$T_TMP/direct.out")" "^memory ok$" "direct: all 200 MiB arrived intact after the moves"
 wait_for 10 no_leftovers
 ok $? "direct: no images are left"
+
+# A process killed while it moves (held in PREPARE by a page link that never
+# proves itself): the move is off at once, the target keeps nothing, and the
+# process's end comes home.
+mosctl vcluster exec node0 -- mosexec -n 1 "$T_TMP/mig_load" 20 3000 >"$T_TMP/kill.out" 2>&1 &
+kpid=$!
+wait_for 30 grep -q "tick 5 " "$T_TMP/kill.out"
+kjob=$(job_of "mig_load 20 3000")
+vx node2 mosctl fault mig_pagelink_mute
+vx node0 mosmigrate --direct --force "$kjob.0" node2 >/dev/null 2>"$T_TMP/e" &
+kmig=$!
+sleep 1
+vx node0 kill -KILL "$(vx node0 mosps --no-header | awk -v j="$kjob" '$1 == j { print $6 }')"
+wait $kmig
+like "$(cat "$T_TMP/e")" "migration to node2 failed in step 'prepare': the process ended while it moved \(the process ended on node0\)" \
+	"killed while it moves: the move fails at once, saying so ($(head -c 200 "$T_TMP/e"))"
+wait $kpid
+is $? 137 "mosexec ends with the process's signal (128 + 9)"
+like "$(tail -n 1 "$T_TMP/kill.out")" "killed by signal 9" "and says so ($(tail -n 1 "$T_TMP/kill.out"))"
+wait_for 10 no_leftovers
+ok $? "killed while it moves: nothing is left on the target"
+vx node0 mosps >/dev/null && vx node2 mosps >/dev/null
+ok $? "both daemons are up"
 
 # A big process moves with --copy to the diskless node and back: its memory
 # image beyond the first 32 MiB waits at the source until the target's

@@ -20,12 +20,12 @@ ok() { # ok COND-EXIT-STATUS NAME
 is() { # is GOT WANT NAME
 	T_N=$((T_N + 1))
 	if [ "$1" = "$2" ]; then echo "ok $T_N - $3"; else
-		echo "not ok $T_N - $3"; diag "got:  '$1'" "want: '$2'"; T_FAIL=$((T_FAIL + 1)); fi
+		echo "not ok $T_N - $3"; diag "got:  '$1'" "want: '$2'"; T_FAIL=$((T_FAIL + 1)); return 1; fi
 }
 like() { # like GOT ERE NAME
 	T_N=$((T_N + 1))
 	if printf '%s' "$1" | grep -Eq -- "$2"; then echo "ok $T_N - $3"; else
-		echo "not ok $T_N - $3"; diag "got:  '$1'" "want match: $2"; T_FAIL=$((T_FAIL + 1)); fi
+		echo "not ok $T_N - $3"; diag "got:  '$1'" "want match: $2"; T_FAIL=$((T_FAIL + 1)); return 1; fi
 }
 skip() { T_N=$((T_N + 1)); echo "ok $T_N # SKIP $*"; }
 at_exit() { T_CLEANUPS+=("$*"); }

@@ -19,6 +19,7 @@ static const char *const known[] = {
 	"mig_adopt_slow",   /* target takes over its copy 3 s after the commit */
 	"mig_pages_fail",   /* direct move: target's lazy-pages daemon dies while it fetches memory */
 	"mig_pagelink_forge", /* target proves itself on the page link with a wrong token */
+	"mig_pagelink_mute",  /* target connects the page link and never proves itself (time-out) */
 };
 #define N_KNOWN (sizeof(known) / sizeof(known[0]))
 static bool armed[N_KNOWN];

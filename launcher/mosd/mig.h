@@ -23,6 +23,9 @@ void mig_source_start(struct mos_msg *m);
 void mig_on_ready(struct mos_msg *m);
 void mig_on_done(struct mos_msg *m);
 void mig_on_pull(struct mos_msg *m);
+/* mig_out_ended - P ended (was killed) while it moved from here: the move
+ * is off, the target lets go of what it has, the home hears of both. */
+void mig_out_ended(struct proc *p);
 /* mig_forward_stdin - stdin for P that must follow it to its new node. */
 bool mig_forward_stdin(struct proc *p, struct mos_msg *m);
 /* target side */

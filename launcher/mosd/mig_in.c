@@ -273,6 +273,8 @@ void mig_on_prepare(struct mos_msg *m, int mig_sender)
 	mos_msg_get_u32(m, MOS_T_RANK, &rank);
 	mos_msg_get_u32(m, MOS_T_FLAGS, &flags);
 	mos_msg_get_u64(m, MOS_T_RSS, &rss);
+	/* post-copy, direct: criu's pages come over a link of their own */
+	bool served = flags & (MOS_MIG_LAZY | MOS_MIG_DIRECT);
 	char *home = mos_msg_get_str(m, MOS_T_HOME);
 	int source = -1, rc = 0;
 	struct mig_in *mi = NULL;
@@ -282,7 +284,7 @@ void mig_on_prepare(struct mos_msg *m, int mig_sender)
 		rc = -EINVAL, snprintf(err, sizeof(err), "unknown home node");
 	else
 		rc = admit(rss, flags, err, sizeof(err));
-	if (!rc && (flags & (MOS_MIG_LAZY | MOS_MIG_DIRECT)) && criu_no_lazy())
+	if (!rc && served && criu_no_lazy())
 		rc = -EPROTONOSUPPORT, snprintf(err, sizeof(err), "node %s has no userfaultfd: its memory cannot come "
 						    "%s (--copy can)", mosd.self->name,
 						 (flags & MOS_MIG_LAZY) ? "post-copy" : "directly");
@@ -293,7 +295,7 @@ void mig_on_prepare(struct mos_msg *m, int mig_sender)
 		memset(mi->fds, -1, sizeof(mi->fds));
 		mi->ps_fd = -1;
 		mi->go_wr = -1;
-		mi->pages_served = flags & (MOS_MIG_LAZY | MOS_MIG_DIRECT);
+		mi->pages_served = served;
 		mi->jobid = jobid;
 		mi->rank = rank;
 		mi->source = source;
@@ -320,7 +322,7 @@ void mig_on_prepare(struct mos_msg *m, int mig_sender)
 	}
 	if (rc)
 		pr_info("incoming job %u rank %u refused: %s", jobid, rank, err);
-	if (!rc && (flags & (MOS_MIG_LAZY | MOS_MIG_DIRECT))) { /* criu's pages come over a link of their own */
+	if (!rc && served) {
 		uint32_t port = 0;
 		mos_msg_get_u32(m, MOS_T_PORT, &port);
 		mi->pl = pagelink_connect(mosd.self->address, mosd.conf->nodes[source].address, port, mi->move_id,
@@ -334,7 +336,7 @@ void mig_on_prepare(struct mos_msg *m, int mig_sender)
 	mig_send_to(source, MOS_MSG_MIG_READY, jobid, rank, rc, rc ? err : NULL);
 	free(home);
 	if (!rc)
-		restore_early(mi, m, flags & (MOS_MIG_LAZY | MOS_MIG_DIRECT));
+		restore_early(mi, m, served);
 }
 
 static struct mig_in *msg_in(struct mos_msg *m)

@@ -48,6 +48,7 @@ struct mig_out { /* source side, hangs off its proc */
 	int ps_fd;                  /* ... and once it is, until criu has it */
 	bool ready;                 /* the target said READY: the dump waits for the page link */
 	bool direct_chosen;         /* direct by default (not asked for): a copy if the target cannot */
+	bool ended;                 /* the process ended (was killed) during the move */
 };
 
 /* After a post-copy hand-over, the source's criu still serves pages: the
@@ -139,9 +140,10 @@ static void resume_when_gone(void *arg, int ws)
 static void out_fail(struct mig_out *mo, int code, const char *why)
 {
 	struct proc *p = mo->p;
-	pr_warn("migration of job %u rank %u to %s failed in state %s: %s; it keeps running here", p->jobid,
-		p->rank, mosd.conf->nodes[mo->target].name, mig_state2str(mo->state), why);
-	if (mo->state >= MIG_SEND) { /* dumped: stopped, not gone */
+	const char *now = mo->ended ? "it ended" : "it keeps running";
+	pr_warn("migration of job %u rank %u to %s failed in state %s: %s; %s here", p->jobid, p->rank,
+		mosd.conf->nodes[mo->target].name, mig_state2str(mo->state), why, now);
+	if (mo->state >= MIG_SEND && !mo->ended) { /* dumped: stopped, not gone */
 		pid_t *tree = mo->dump_pid > 0 ? malloc(sizeof(*tree)) : NULL;
 		if (tree) { /* post-copy, direct: criu still serves pages */
 			*tree = p->pid;
@@ -150,14 +152,13 @@ static void out_fail(struct mig_out *mo, int code, const char *why)
 			mo->dump_pid = 0;
 		}
 		mig_resume_tree(p->pid);
-		mig_send_to(mo->target, MOS_MSG_MIG_ABORT, p->jobid, p->rank, -ECANCELED, why);
-	} else if (mo->state == MIG_PREPARE || mo->state == MIG_DUMP) {
-		mig_send_to(mo->target, MOS_MSG_MIG_ABORT, p->jobid, p->rank, -ECANCELED, why);
 	}
+	mig_send_to(mo->target, MOS_MSG_MIG_ABORT, p->jobid, p->rank, -ECANCELED, why);
 	p->state = PROC_RUNNING;
 	char text[512];
-	snprintf(text, sizeof(text), "migration to %s failed in step '%s': %s (the process keeps running on %s)",
-		 mosd.conf->nodes[mo->target].name, mig_state2str(mo->state), why, mosd.self->name);
+	snprintf(text, sizeof(text), "migration to %s failed in step '%s': %s (%s on %s)",
+		 mosd.conf->nodes[mo->target].name, mig_state2str(mo->state), why,
+		 mo->ended ? "the process ended" : "the process keeps running", mosd.self->name);
 	report_home(mo, code ? code : -EIO, p->pid, text);
 	out_free(mo);
 }
@@ -685,6 +686,12 @@ void mig_out_decided(uint32_t jobid, uint32_t rank, uint64_t attempt, bool commi
 		finish_move(mo);
 	else
 		out_fail(mo, -ECANCELED, "the home decided against the hand-over (the link to the target failed)");
+}
+
+void mig_out_ended(struct proc *p)
+{
+	p->mig->ended = true;
+	out_fail(p->mig, -ESRCH, "the process ended while it moved");
 }
 
 bool mig_forward_stdin(struct proc *p, struct mos_msg *m)

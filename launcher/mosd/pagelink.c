@@ -257,10 +257,11 @@ struct pagelink *pagelink_connect(const char *local_addr, const char *addr, unsi
 		return fail(l, EINVAL);
 	if (fault_injected("mig_pagelink_forge")) /* as one without the cluster key would */
 		l->mine[0] ^= 1;
+	bool mute = fault_injected("mig_pagelink_mute"); /* wait to be spoken to: nobody will */
 	l->sk = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (l->sk < 0 || bind(l->sk, (struct sockaddr *)&me, sizeof(me)) < 0 ||
 	    (connect(l->sk, (struct sockaddr *)&a, sizeof(a)) < 0 && errno != EINPROGRESS))
 		return fail(l, errno);
 	/* writable once connected; a refused connect shows as a failed send */
-	return watch(l, l->sk, EV_WRITE, on_io, &l->ev);
+	return watch(l, l->sk, mute ? EV_READ : EV_WRITE, on_io, &l->ev);
 }

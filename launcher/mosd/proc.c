@@ -568,6 +568,8 @@ void proc_reap(void)
 
 void proc_on_reaped(struct proc *p, int ws)
 {
+	if (p->mig)
+		mig_out_ended(p);
 	p->reaped = true;
 	p->state = PROC_EXITED;
 	read_status(p);
