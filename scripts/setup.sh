@@ -25,7 +25,7 @@ CRIU_RUNDIR=/dev/shm/mosexec-criu
 # without them works, only slower, but is rebuilt. The mark is a string the
 # last patch puts into the binary.
 CRIU_PATCHES=$TOP/scripts/criu-patches
-CRIU_PATCHED_MARK="mosexec: lazy pages stay in the task until asked for"
+CRIU_PATCHED_MARK="mosexec: a run of %lu lazy pages at %lx, read from the task when asked"
 
 PKGS=(build-essential autoconf automake libtool pkg-config
 	libopenmpi-dev openmpi-bin libpmix-dev libhwloc-dev hwloc

@@ -1,16 +1,17 @@
 #!/bin/bash
 # Memory of every kind comes along on every kind of move (post-copy, direct,
 # copy): private anonymous pages written, read only (the zero page) and never
-# touched, a private file mapping partly written, memory without PROT_READ
-# and shared anonymous memory (tests/mem/mixed.c checks them all at its end),
-# and pages that were never written do not become memory on the way.
+# touched, a private file mapping partly written, memory without PROT_READ,
+# shared anonymous memory, threads' stacks (tests/mem/mixed.c checks them all
+# at its end), and pages that were never written do not become memory on the
+# way.
 source "${TOP_SRCDIR:-$(dirname "$0")/..}/tests/lib.sh"
 need_root
 command -v criu >/dev/null || [ -x /usr/local/sbin/criu ] || skip_all "no criu (scripts/setup.sh builds CRIU 4.2.1)"
 vc_up --nodes 2 --cpus 2 || exit 1
 wait_for 10 grep -q "userfaultfd works" "$(mosctl vcluster path)/node0/mosd.log" ||
 	skip_all "criu finds no userfaultfd here (tests/0420 covers that case)"
-cc -O2 -Wall -o "$T_TMP/mixed" "$TOP_SRCDIR/tests/mem/mixed.c" || exit 1
+cc -O2 -Wall -pthread -o "$T_TMP/mixed" "$TOP_SRCDIR/tests/mem/mixed.c" || exit 1
 head -c 1048576 /dev/urandom >"$T_TMP/file"
 chmod 755 "$T_TMP" "$T_TMP/mixed"
 chmod 644 "$T_TMP/file"

@@ -3,11 +3,14 @@
  * with pages written, pages only read (the kernel's zero page) and pages
  * never touched; a private mapping of a file with some pages written (their
  * own copies) and the rest the file's; memory without PROT_READ; shared
- * anonymous memory. Prints "ready", then "tick N" every 10 ms N times, then
- * checks everything and prints "mixed ok" or "mixed BAD: what" (exit 1).
+ * anonymous memory; threads whose stacks hold data (each thread's stack
+ * pointer page is not lazy, the rest of its stack is). Prints "ready", then
+ * "tick N" every 10 ms N times, then checks everything and prints "mixed ok"
+ * or "mixed BAD: what" (exit 1).
  * Usage: mixed TICKS FILE   (FILE: at least 1 MiB, any content) */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +33,23 @@ static int bad(const char *what, size_t off)
 static unsigned long val(unsigned long seed, size_t off)
 {
 	return (seed * 0x9e3779b97f4a7c15UL) ^ off;
+}
+
+#define NTHREADS 3
+static volatile int stop;
+
+/* fills 96 KiB of its stack, sleeps until told to stop, checks it */
+static void *thread_main(void *arg)
+{
+	unsigned long seed = 10 + (unsigned long)arg, stack[96 * 1024 / sizeof(unsigned long)];
+	for (size_t i = 0; i < sizeof(stack) / sizeof(stack[0]); i++)
+		stack[i] = val(seed, i);
+	while (!stop)
+		usleep(5000);
+	for (size_t i = 0; i < sizeof(stack) / sizeof(stack[0]); i++)
+		if (stack[i] != val(seed, i))
+			return (void *)1;
+	return NULL;
 }
 
 int main(int argc, char **argv)
@@ -65,12 +85,22 @@ int main(int argc, char **argv)
 	mprotect(n, MIB, PROT_NONE);
 	for (size_t o = 0; o < 2 * MIB; o += PG)
 		*(unsigned long *)(s + o) = val(4, o);
+	pthread_t th[NTHREADS];
+	for (long i = 0; i < NTHREADS; i++)
+		if (pthread_create(&th[i], NULL, thread_main, (void *)i))
+			return 2;
 	printf("ready\n");
 	fflush(stdout);
 	for (long t = 0; t < ticks; t++) {
 		printf("tick %ld\n", t);
 		fflush(stdout);
 		usleep(10000);
+	}
+	stop = 1;
+	for (int i = 0; i < NTHREADS; i++) {
+		void *r;
+		if (pthread_join(th[i], &r) || r)
+			return bad("a thread's stack", (size_t)i);
 	}
 	/* a page that was never written must not have become memory on the way
 	 * (asked before anything below reads it) */
