@@ -29,14 +29,15 @@ like "$out" "ALL OK sum=2016" "-n 64: the Allreduce sum is right"
 out=$(vx node1 mosexec -n 2 -x OMPI_MCA_hwloc_base_verbose=1 "$T_TMP/hello_allreduce" 2>&1)
 is "$(printf '%s\n' "$out" | grep -c 'loading topology from XML')" 2 "every rank loads the node's topology from mosd"
 is "$(printf '%s\n' "$out" | grep -c 'discovering topology')" 0 "no rank discovers it itself"
-# Direct modex is the default: rank 0 (node0) passes MPI_Init at once and asks
-# for rank 1's data (node1) before rank 1 has even started; node1 holds the
-# request until rank 1 posts its data, then answers.
-out=$(vx node0 mosexec --mpi --host node0,node1 -n 2 sh -c '[ "$MOSEXEC_RANK" = 1 ] && sleep 3; exec "$0"' "$T_TMP/hello_allreduce" 2>&1)
+# Direct modex without the modex fence (asked for): rank 0 (node0) passes
+# MPI_Init at once and asks for rank 1's data (node1) before rank 1 has even
+# started; node1 holds the request until rank 1 posts its data, then answers.
+out=$(vx node0 mosexec --mpi --host node0,node1 -n 2 -x OMPI_MCA_pmix_base_async_modex=1 \
+	-x OMPI_MCA_pmix_base_collect_data=0 sh -c '[ "$MOSEXEC_RANK" = 1 ] && sleep 3; exec "$0"' "$T_TMP/hello_allreduce" 2>&1)
 like "$out" "ALL OK sum=1" "a peer's data asked for before it is posted is held until it is"
-count='env | grep -c "^OMPI_MCA_pmix_base_async_modex=1\|^OMPI_MCA_pmix_base_collect_data=0\|^OMPI_MCA_mpi_async_mpi_init=1"'
+count='env | grep -c "^OMPI_MCA_pmix_base_async_modex=0\|^OMPI_MCA_pmix_base_collect_data=0\|^OMPI_MCA_mpi_async_mpi_init=1"'
 is "$(vx node0 mosexec --mpi -n 1 sh -c "$count" 2>/dev/null)" 3 "MPI ranks get the three direct-modex settings by default"
-is "$(vx node0 mosexec --mpi -n 1 -x OMPI_MCA_pmix_base_async_modex=0 sh -c "$count" 2>/dev/null)" 0 \
+is "$(vx node0 mosexec --mpi -n 1 -x OMPI_MCA_pmix_base_async_modex=1 sh -c "$count" 2>/dev/null)" 0 \
 	"a user's own choice replaces all three"
 out=$(vx node0 mosexec -n 8 -x OMPI_MCA_pmix_base_async_modex=1 -x OMPI_MCA_pmix_base_collect_data=0 "$T_TMP/hello_allreduce")
 like "$out" "ALL OK sum=28" "direct modex across nodes works"
